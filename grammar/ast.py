@@ -29,10 +29,6 @@ class Span:
     end_column: int
 
 
-def _span() -> Span | None:
-    return field(default=None, compare=False, repr=False, kw_only=True)  # type: ignore[return-value]
-
-
 class Unit(Enum):
     SECONDS = "seconds"
     MINUTES = "minutes"
@@ -52,7 +48,7 @@ class Duration:
 
     amount: int
     unit: Unit
-    span: Span | None = _span()
+    span: Span | None = field(default=None, compare=False, repr=False, kw_only=True)
 
     @property
     def ms(self) -> int:
@@ -65,7 +61,7 @@ class DateValue:
     """A date or instant literal (`2026-01-01`, `2026-01-01T09:00:00Z`), as UTC milliseconds."""
 
     ms: int
-    span: Span | None = _span()
+    span: Span | None = field(default=None, compare=False, repr=False, kw_only=True)
 
 
 # A literal in a rule. bool is listed before int on purpose: True is an int in Python,
@@ -137,7 +133,7 @@ class Compare:
     prop: str
     op: CompareOp
     value: Value
-    span: Span | None = _span()
+    span: Span | None = field(default=None, compare=False, repr=False, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -147,7 +143,7 @@ class Between:
     prop: str
     low: int | float | DateValue
     high: int | float | DateValue
-    span: Span | None = _span()
+    span: Span | None = field(default=None, compare=False, repr=False, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -157,7 +153,7 @@ class InList:
     prop: str
     values: tuple[Value, ...]
     negated: bool = False
-    span: Span | None = _span()
+    span: Span | None = field(default=None, compare=False, repr=False, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -167,7 +163,7 @@ class TextMatch:
     prop: str
     op: TextOp
     value: str
-    span: Span | None = _span()
+    span: Span | None = field(default=None, compare=False, repr=False, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -176,7 +172,7 @@ class Known:
 
     prop: str
     known: bool
-    span: Span | None = _span()
+    span: Span | None = field(default=None, compare=False, repr=False, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -186,7 +182,7 @@ class DateCompare:
     prop: str
     op: DateOp
     value: DateValue
-    span: Span | None = _span()
+    span: Span | None = field(default=None, compare=False, repr=False, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -196,7 +192,7 @@ class Ago:
     prop: str
     op: AgoOp
     duration: Duration
-    span: Span | None = _span()
+    span: Span | None = field(default=None, compare=False, repr=False, kw_only=True)
 
 
 PropertyCondition = Compare | Between | InList | TextMatch | Known | DateCompare | Ago
@@ -214,7 +210,7 @@ class EventSelector:
 
     type: str | None
     filter: Condition | None = None
-    span: Span | None = _span()
+    span: Span | None = field(default=None, compare=False, repr=False, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -223,7 +219,7 @@ class Count:
 
     op: CountOp
     n: int
-    span: Span | None = _span()
+    span: Span | None = field(default=None, compare=False, repr=False, kw_only=True)
 
 
 AT_LEAST_ONCE = Count(CountOp.AT_LEAST, 1)
@@ -236,7 +232,7 @@ class EventCount:
     event: EventSelector
     count: Count = AT_LEAST_ONCE
     window: Duration | None = None
-    span: Span | None = _span()
+    span: Span | None = field(default=None, compare=False, repr=False, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -249,7 +245,7 @@ class Aggregate:
     window: Duration | None
     op: CompareOp
     value: int | float
-    span: Span | None = _span()
+    span: Span | None = field(default=None, compare=False, repr=False, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -260,7 +256,7 @@ class Recency:
     event: EventSelector
     op: RecencyOp
     duration: Duration
-    span: Span | None = _span()
+    span: Span | None = field(default=None, compare=False, repr=False, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -268,7 +264,7 @@ class InSegment:
     """`in segment "engaged"`: the name or id as written; `not in segment` is Not(InSegment)."""
 
     segment: str
-    span: Span | None = _span()
+    span: Span | None = field(default=None, compare=False, repr=False, kw_only=True)
 
 
 # ---- logic ----
@@ -277,7 +273,7 @@ class InSegment:
 @dataclass(frozen=True)
 class Not:
     item: Condition
-    span: Span | None = _span()
+    span: Span | None = field(default=None, compare=False, repr=False, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -285,7 +281,7 @@ class And:
     """Two or more conditions that must all hold; a chain `a and b and c` is one And."""
 
     items: tuple[Condition, ...]
-    span: Span | None = _span()
+    span: Span | None = field(default=None, compare=False, repr=False, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -293,7 +289,7 @@ class Or:
     """Two or more conditions of which one must hold."""
 
     items: tuple[Condition, ...]
-    span: Span | None = _span()
+    span: Span | None = field(default=None, compare=False, repr=False, kw_only=True)
 
 
 Condition = (

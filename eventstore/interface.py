@@ -1,0 +1,132 @@
+"""The event store's contract: the values it takes and gives, its errors, and its Protocol.
+
+Every backend (SQLite now, PostgreSQL later) implements `EventStore`; engine/ knows
+nothing else about it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """An event to append; `occurred_at` (UTC ms) defaults to the instant it is recorded."""
+
+    event_id: str
+    stream: str
+    type: str
+    data: Mapping[str, Any] = field(default_factory=dict)
+    occurred_at: int | None = None
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """An event as the log holds it."""
+
+    position: int
+    event_id: str
+    stream: str
+    version: int
+    type: str
+    occurred_at: int
+    recorded_at: int
+    data: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """The acknowledgement of one appended event: its position, and whether it is new."""
+
+    event_id: str
+    position: int
+    recorded_at: int
+    duplicate: bool
+
+
+class EventStoreError(Exception):
+    """Base of the store's named errors."""
+
+
+class ConcurrencyError(EventStoreError):
+    """A stream's version was not the one the caller expected; nothing was stored."""
+
+    def __init__(self, stream: str, expected: int, actual: int) -> None:
+        super().__init__(f"stream {stream!r} is at version {actual}, not {expected}")
+        self.stream = stream
+        self.expected = expected
+        self.actual = actual
+
+
+class InvalidEventError(EventStoreError):
+    """An event cannot be stored as given (for example, data that is not JSON)."""
+
+    def __init__(self, index: int, message: str) -> None:
+        super().__init__(f"event {index}: {message}")
+        self.index = index
+        self.message = message
+
+
+class EventStore(Protocol):
+    """An append-only log with global positions and per-stream versions."""
+
+    def append(
+        self,
+        events: Sequence[NewEvent],
+        expected_versions: Mapping[str, int] | None = None,
+    ) -> list[Receipt]:
+        """Store all events or none; a repeated event_id is acknowledged with its old position.
+
+        `expected_versions` maps a stream to the version it must be at before the append
+        (0 for a stream that must not exist yet); a mismatch raises ConcurrencyError.
+        """
+        ...
+
+    def read(self, after: int = 0, limit: int | None = None) -> Iterator[StoredEvent]:
+        """Events with position > after, in order, fetched page by page."""
+        ...
+
+    def read_stream(self, stream: str, after_version: int = 0) -> list[StoredEvent]:
+        """One stream's events with version > after_version, in order."""
+        ...
+
+    def last_position(self) -> int:
+        """The position of the newest event, 0 for an empty log."""
+        ...
+
+    def stream_version(self, stream: str) -> int:
+        """The version of a stream's newest event, 0 if it has none."""
+        ...
+
+    def raise_clock_floor(self, instant: int) -> None:
+        """Promise that no event appended from now on is recorded before `instant`.
+
+        A projection that has processed time up to `instant` calls this first, so that
+        a later append cannot slip in behind what it has already decided.
+        """
+        ...
+
+    def checkpoint(self, projection: str) -> int:
+        """The last position a projection recorded as applied, 0 if none."""
+        ...
+
+    def projection_transaction(self, projection: str) -> AbstractContextManager[Checkpoint]:
+        """A write transaction in which a projection changes its tables and its checkpoint."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...
+
+
+class Checkpoint(Protocol):
+    """A projection's position inside its write transaction."""
+
+    position: int
+
+    def advance(self, position: int) -> None:
+        """Record `position` as applied; committed with the transaction's other changes."""
+        ...

@@ -1,0 +1,324 @@
+"""The embedded event store: one SQLite file, WAL, single writer, triggers that forbid change."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from eventstore.interface import (
+    ConcurrencyError,
+    EventStoreError,
+    InvalidEventError,
+    NewEvent,
+    Receipt,
+    StoredEvent,
+)
+
+TRIGGERS = (
+    "CREATE TRIGGER IF NOT EXISTS events_are_immutable BEFORE UPDATE ON events BEGIN"
+    " SELECT RAISE(ABORT, 'the event log is append-only: events cannot be updated'); END",
+    "CREATE TRIGGER IF NOT EXISTS events_are_permanent BEFORE DELETE ON events BEGIN"
+    " SELECT RAISE(ABORT, 'the event log is append-only: events cannot be deleted'); END",
+)
+
+
+def create_schema(db: sqlite_utils.Database) -> None:
+    """The log, its immutability triggers, checkpoints and the clock floor (idempotent)."""
+    db["events"].create(
+        {
+            "position": int,
+            "event_id": str,
+            "stream": str,
+            "version": int,
+            "type": str,
+            "occurred_at": int,
+            "recorded_at": int,
+            "data": str,
+        },
+        pk="position",
+        not_null={"event_id", "stream", "version", "type", "occurred_at", "recorded_at", "data"},
+        if_not_exists=True,
+    )
+    db["events"].create_index(["event_id"], unique=True, if_not_exists=True)
+    db["events"].create_index(["stream", "version"], unique=True, if_not_exists=True)
+    for trigger in TRIGGERS:
+        db.execute(trigger)
+    db["projection_checkpoints"].create(
+        {"name": str, "position": int}, pk="name", not_null={"position"}, if_not_exists=True
+    )
+    db["clock_floor"].create({"id": int, "instant": int}, pk="id", if_not_exists=True)
+    db.execute("INSERT OR IGNORE INTO clock_floor (id, instant) VALUES (1, 0)")
+
+
+_COLUMNS = "position, event_id, stream, version, type, occurred_at, recorded_at, data"
+_SELECT_AFTER = f"SELECT {_COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?"
+_SELECT_STREAM = (
+    f"SELECT {_COLUMNS} FROM events WHERE stream = ? AND version > ? ORDER BY version"
+)
+_SELECT_KNOWN_IDS = (
+    "SELECT event_id, position, recorded_at FROM events"
+    " WHERE event_id IN (SELECT value FROM json_each(?))"
+)
+_SELECT_VERSIONS = (
+    "SELECT stream, max(version) FROM events"
+    " WHERE stream IN (SELECT value FROM json_each(?)) GROUP BY stream"
+)
+_SELECT_HEAD = "SELECT position, recorded_at FROM events ORDER BY position DESC LIMIT 1"
+_SELECT_FLOOR = "SELECT instant FROM clock_floor WHERE id = 1"
+_INSERT = f"INSERT INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+
+SYNCHRONOUS = {"process": "NORMAL", "power": "FULL"}
+
+
+def _encode(index: int, data: Mapping[str, Any]) -> str:
+    if not isinstance(data, Mapping):
+        raise InvalidEventError(index, "data must be a JSON object")
+    try:
+        return json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidEventError(index, f"data is not valid JSON: {exc}") from exc
+
+
+def _stored(row: tuple) -> StoredEvent:
+    return StoredEvent(*row[:7], data=json.loads(row[7]))
+
+
+class SQLiteTransaction:
+    """A projection's write transaction: its connection and its checkpoint."""
+
+    def __init__(self, connection: sqlite3.Connection, projection: str, position: int) -> None:
+        self.connection = connection
+        self.projection = projection
+        self.position = position
+
+    def advance(self, position: int) -> None:
+        """Record `position` as applied, committed together with the transaction."""
+        self.connection.execute(
+            "INSERT INTO projection_checkpoints (name, position) VALUES (?, ?)"
+            " ON CONFLICT (name) DO UPDATE SET position = excluded.position",
+            (self.projection, position),
+        )
+        self.position = position
+
+
+class SQLiteEventStore:
+    """The event log in one SQLite file, safe to share between threads and processes.
+
+    `durability` is "process" (an acknowledged append survives a crash of the process:
+    WAL with synchronous=NORMAL) or "power" (it also survives losing power: FULL).
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        clock: Callable[[], int],
+        *,
+        durability: str = "process",
+        busy_timeout_ms: int = 30_000,
+        page_size: int = 1_000,
+    ) -> None:
+        if durability not in SYNCHRONOUS:
+            raise ValueError(f"durability must be one of {sorted(SYNCHRONOUS)}")
+        self.path = str(path)
+        self._clock = clock
+        self._synchronous = SYNCHRONOUS[durability]
+        self._busy_timeout_ms = busy_timeout_ms
+        self._page_size = page_size
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        with self._write() as conn:
+            create_schema(sqlite_utils.Database(conn))
+
+    # ---- connections and transactions ----
+
+    def connection(self) -> sqlite3.Connection:
+        """This thread's connection (a new one after a fork), in autocommit mode."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None or self._local.pid != os.getpid():
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+            self._local.conn = conn
+            self._local.pid = os.getpid()
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE (take the single writer's lock now), COMMIT or ROLLBACK."""
+        conn = self.connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    @contextmanager
+    def projection_transaction(self, projection: str) -> Iterator[SQLiteTransaction]:
+        """A write transaction for a projection's tables and its checkpoint."""
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT position FROM projection_checkpoints WHERE name = ?", (projection,)
+            ).fetchone()
+            yield SQLiteTransaction(conn, projection, row[0] if row else 0)
+
+    @contextmanager
+    def read_transaction(self) -> Iterator[sqlite3.Connection]:
+        """A consistent snapshot for several reads."""
+        conn = self.connection()
+        conn.execute("BEGIN")
+        try:
+            yield conn
+        finally:
+            conn.execute("COMMIT")
+
+    def close(self) -> None:
+        """Close every connection this store opened."""
+        with self._lock:
+            for conn in self._all:
+                conn.close()
+            self._all.clear()
+        self._local = threading.local()
+
+    # ---- the log ----
+
+    def append(
+        self,
+        events: Sequence[NewEvent],
+        expected_versions: Mapping[str, int] | None = None,
+    ) -> list[Receipt]:
+        """Store all events or none; repeats of an event_id are acknowledged, not stored."""
+        encoded = [_encode(i, e.data) for i, e in enumerate(events)]
+        for i, e in enumerate(events):
+            if not e.event_id or not e.stream or not e.type:
+                raise InvalidEventError(i, "event_id, stream and type must not be empty")
+        expected = dict(expected_versions or {})
+        try:
+            with self._write() as conn:
+                return self._append(conn, events, encoded, expected)
+        except sqlite3.IntegrityError as exc:
+            raise EventStoreError(f"the log refused the append: {exc}") from exc
+
+    def _append(
+        self,
+        conn: sqlite3.Connection,
+        events: Sequence[NewEvent],
+        encoded: list[str],
+        expected: dict[str, int],
+    ) -> list[Receipt]:
+        ids = list({e.event_id: None for e in events})
+        known = {
+            event_id: (position, recorded_at)
+            for event_id, position, recorded_at in conn.execute(
+                _SELECT_KNOWN_IDS, (json.dumps(ids),)
+            )
+        }
+        fresh: dict[str, int] = {}
+        for i, e in enumerate(events):
+            if e.event_id not in known and e.event_id not in fresh:
+                fresh[e.event_id] = i
+        streams = {events[i].stream for i in fresh.values()}
+        versions = dict.fromkeys(streams | set(expected), 0)
+        versions.update(conn.execute(_SELECT_VERSIONS, (json.dumps(list(versions)),)))
+        for stream, want in expected.items():
+            # A retried append whose events are all stored already is acknowledged, not refused.
+            if stream in streams and versions[stream] != want:
+                raise ConcurrencyError(stream, want, versions[stream])
+
+        head = conn.execute(_SELECT_HEAD).fetchone()
+        position, last_recorded = head if head else (0, 0)
+        (floor,) = conn.execute(_SELECT_FLOOR).fetchone()
+        recorded_at = max(self._clock(), last_recorded, floor)
+
+        rows = []
+        receipts: dict[str, Receipt] = {
+            event_id: Receipt(event_id, pos, rec, duplicate=True)
+            for event_id, (pos, rec) in known.items()
+        }
+        for event_id, i in fresh.items():
+            e = events[i]
+            position += 1
+            versions[e.stream] += 1
+            occurred_at = recorded_at if e.occurred_at is None else e.occurred_at
+            rows.append(
+                (
+                    position,
+                    event_id,
+                    e.stream,
+                    versions[e.stream],
+                    e.type,
+                    occurred_at,
+                    recorded_at,
+                    encoded[i],
+                )
+            )
+            receipts[event_id] = Receipt(event_id, position, recorded_at, duplicate=False)
+        conn.executemany(_INSERT, rows)
+        first_seen: set[str] = set()
+        out = []
+        for e in events:
+            r = receipts[e.event_id]
+            if e.event_id in first_seen and not r.duplicate:
+                r = Receipt(r.event_id, r.position, r.recorded_at, duplicate=True)
+            first_seen.add(e.event_id)
+            out.append(r)
+        return out
+
+    def read(self, after: int = 0, limit: int | None = None) -> Iterator[StoredEvent]:
+        """Events after a position in order, one page per query, so memory stays bounded."""
+        remaining = limit
+        while remaining is None or remaining > 0:
+            size = self._page_size if remaining is None else min(self._page_size, remaining)
+            rows = self.connection().execute(_SELECT_AFTER, (after, size)).fetchall()
+            for row in rows:
+                yield _stored(row)
+            if len(rows) < size:
+                return
+            after = rows[-1][0]
+            if remaining is not None:
+                remaining -= len(rows)
+
+    def read_stream(self, stream: str, after_version: int = 0) -> list[StoredEvent]:
+        """One stream's events after a version, in order."""
+        rows = self.connection().execute(_SELECT_STREAM, (stream, after_version)).fetchall()
+        return [_stored(row) for row in rows]
+
+    def last_position(self) -> int:
+        """The newest position, 0 when the log is empty."""
+        row = self.connection().execute(_SELECT_HEAD).fetchone()
+        return row[0] if row else 0
+
+    def stream_version(self, stream: str) -> int:
+        """The version of a stream's newest event, 0 if it has none."""
+        row = self.connection().execute(
+            "SELECT max(version) FROM events WHERE stream = ?", (stream,)
+        ).fetchone()
+        return row[0] or 0
+
+    def raise_clock_floor(self, instant: int) -> None:
+        """No append from now on is recorded before `instant`."""
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE clock_floor SET instant = max(instant, ?) WHERE id = 1", (instant,)
+            )
+
+    def checkpoint(self, projection: str) -> int:
+        """The position a projection last recorded, 0 if none."""
+        row = self.connection().execute(
+            "SELECT position FROM projection_checkpoints WHERE name = ?", (projection,)
+        ).fetchone()
+        return row[0] if row else 0
+
