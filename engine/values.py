@@ -1,0 +1,89 @@
+"""How a stored value compares with a rule's literal (RULES.md, "Properties").
+
+A positive comparison with an unknown value, or a value of the wrong kind, is false;
+every negative operator is the negation of its positive twin.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
+from typing import Any
+
+from grammar.ast import CompareOp, DateValue
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MILLISECOND = timedelta(milliseconds=1)
+
+
+def is_number(value: Any) -> bool:
+    """True for JSON numbers (not booleans, not NaN)."""
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and not (isinstance(value, float) and math.isnan(value))
+    )
+
+
+@lru_cache(maxsize=65_536)
+def parse_instant(text: str) -> int | None:
+    """An ISO-8601 date or date-time as UTC milliseconds; None if it is not one.
+
+    A date-time without an offset is taken as UTC; a bare date is its midnight UTC.
+    """
+    if not isinstance(text, str) or len(text) < 10:
+        return None
+    try:
+        if len(text) == 10:
+            d = date.fromisoformat(text)
+            moment = datetime(d.year, d.month, d.day, tzinfo=UTC)
+        else:
+            moment = datetime.fromisoformat(text.replace("z", "Z"))
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=UTC)
+    except ValueError:
+        return None
+    return (moment - EPOCH) // MILLISECOND
+
+
+def instant_of(value: Any) -> int | None:
+    """A stored value read as an instant (ISO-8601 text), or None."""
+    return parse_instant(value) if isinstance(value, str) else None
+
+
+def _same_kind(value: Any, literal: Any) -> tuple[Any, Any] | None:
+    """Both sides as comparable Python values, or None when the kinds differ."""
+    if isinstance(literal, DateValue):
+        moment = instant_of(value)
+        return None if moment is None else (moment, literal.ms)
+    if isinstance(literal, bool):
+        return (value, literal) if isinstance(value, bool) else None
+    if is_number(literal):
+        return (value, literal) if is_number(value) else None
+    if isinstance(literal, str):
+        return (value.casefold(), literal.casefold()) if isinstance(value, str) else None
+    return None
+
+
+def compare(value: Any, op: CompareOp, literal: Any) -> bool:
+    """`value <op> literal` with RULES.md's semantics; `!=` is `not =`."""
+    if op is CompareOp.NE:
+        return not compare(value, CompareOp.EQ, literal)
+    if value is None:
+        return False
+    pair = _same_kind(value, literal)
+    if pair is None:
+        return False
+    a, b = pair
+    if op is CompareOp.EQ:
+        return a == b
+    if isinstance(a, str | bool):
+        return False  # ordering is for numbers and dates only
+    if op is CompareOp.GT:
+        return a > b
+    if op is CompareOp.GE:
+        return a >= b
+    if op is CompareOp.LT:
+        return a < b
+    return a <= b
