@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,6 +11,7 @@ from typing import Any
 
 import sqlite_utils
 
+from eventstore.connections import Connections
 from eventstore.interface import (
     ConcurrencyError,
     EventStoreError,
@@ -60,9 +59,7 @@ def create_schema(db: sqlite_utils.Database) -> None:
 
 _COLUMNS = "position, event_id, stream, version, type, occurred_at, recorded_at, data"
 _SELECT_AFTER = f"SELECT {_COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?"
-_SELECT_STREAM = (
-    f"SELECT {_COLUMNS} FROM events WHERE stream = ? AND version > ? ORDER BY version"
-)
+_SELECT_STREAM = f"SELECT {_COLUMNS} FROM events WHERE stream = ? AND version > ? ORDER BY version"
 _SELECT_KNOWN_IDS = (
     "SELECT event_id, position, recorded_at FROM events"
     " WHERE event_id IN (SELECT value FROM json_each(?))"
@@ -74,8 +71,6 @@ _SELECT_VERSIONS = (
 _SELECT_HEAD = "SELECT position, recorded_at FROM events ORDER BY position DESC LIMIT 1"
 _SELECT_FLOOR = "SELECT instant FROM clock_floor WHERE id = 1"
 _INSERT = f"INSERT INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-
-SYNCHRONOUS = {"process": "NORMAL", "power": "FULL"}
 
 
 def _encode(index: int, data: Mapping[str, Any]) -> str:
@@ -125,46 +120,20 @@ class SQLiteEventStore:
         busy_timeout_ms: int = 30_000,
         page_size: int = 1_000,
     ) -> None:
-        if durability not in SYNCHRONOUS:
-            raise ValueError(f"durability must be one of {sorted(SYNCHRONOUS)}")
-        self.path = str(path)
+        self._connections = Connections(
+            path, durability=durability, busy_timeout_ms=busy_timeout_ms
+        )
+        self.path = self._connections.path
         self._clock = clock
-        self._synchronous = SYNCHRONOUS[durability]
-        self._busy_timeout_ms = busy_timeout_ms
         self._page_size = page_size
-        self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
+        self._write = self._connections.write
+        self.read_transaction = self._connections.read
         with self._write() as conn:
             create_schema(sqlite_utils.Database(conn))
 
-    # ---- connections and transactions ----
-
     def connection(self) -> sqlite3.Connection:
-        """This thread's connection (a new one after a fork), in autocommit mode."""
-        conn = getattr(self._local, "conn", None)
-        if conn is None or self._local.pid != os.getpid():
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute(f"PRAGMA synchronous = {self._synchronous}")
-            self._local.conn = conn
-            self._local.pid = os.getpid()
-            with self._lock:
-                self._all.append(conn)
-        return conn
-
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE (take the single writer's lock now), COMMIT or ROLLBACK."""
-        conn = self.connection()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+        """This thread's connection, in autocommit mode."""
+        return self._connections.get()
 
     @contextmanager
     def projection_transaction(self, projection: str) -> Iterator[SQLiteTransaction]:
@@ -175,23 +144,9 @@ class SQLiteEventStore:
             ).fetchone()
             yield SQLiteTransaction(conn, projection, row[0] if row else 0)
 
-    @contextmanager
-    def read_transaction(self) -> Iterator[sqlite3.Connection]:
-        """A consistent snapshot for several reads."""
-        conn = self.connection()
-        conn.execute("BEGIN")
-        try:
-            yield conn
-        finally:
-            conn.execute("COMMIT")
-
     def close(self) -> None:
         """Close every connection this store opened."""
-        with self._lock:
-            for conn in self._all:
-                conn.close()
-            self._all.clear()
-        self._local = threading.local()
+        self._connections.close()
 
     # ---- the log ----
 
@@ -303,9 +258,11 @@ class SQLiteEventStore:
 
     def stream_version(self, stream: str) -> int:
         """The version of a stream's newest event, 0 if it has none."""
-        row = self.connection().execute(
-            "SELECT max(version) FROM events WHERE stream = ?", (stream,)
-        ).fetchone()
+        row = (
+            self.connection()
+            .execute("SELECT max(version) FROM events WHERE stream = ?", (stream,))
+            .fetchone()
+        )
         return row[0] or 0
 
     def raise_clock_floor(self, instant: int) -> None:
@@ -317,8 +274,9 @@ class SQLiteEventStore:
 
     def checkpoint(self, projection: str) -> int:
         """The position a projection last recorded, 0 if none."""
-        row = self.connection().execute(
-            "SELECT position FROM projection_checkpoints WHERE name = ?", (projection,)
-        ).fetchone()
+        row = (
+            self.connection()
+            .execute("SELECT position FROM projection_checkpoints WHERE name = ?", (projection,))
+            .fetchone()
+        )
         return row[0] if row else 0
-

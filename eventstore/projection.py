@@ -1,0 +1,182 @@
+"""The contract of a membership projection store: its records and its Protocols.
+
+Membership, transitions, deadlines and the contact list are projections of the log:
+they can be dropped and rebuilt. A session is one write transaction; its checkpoint
+(the last applied position, and the instant up to which time was processed) commits
+with the changes it made.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+ENTERED = "entered"
+EXITED = "exited"
+
+
+@dataclass(frozen=True)
+class Cause:
+    """Why a transition happened: a log entry (by position), or time reaching a boundary."""
+
+    kind: str  # "event", "list_edit", "created", "rule_changed", "archived" or "time"
+    position: int | None = None
+
+
+@dataclass(frozen=True)
+class TransitionRecord:
+    """A contact entering or leaving a segment at an instant."""
+
+    segment_id: str
+    contact_id: str
+    kind: str
+    at: int
+    rule_version: int
+    cause: Cause
+    id: int | None = None
+
+
+@dataclass(frozen=True)
+class DefinitionRecord:
+    """A segment definition event, kept so the registry can be rebuilt without a log scan."""
+
+    position: int
+    stream: str
+    type: str
+    recorded_at: int
+    data: dict[str, Any]
+
+
+class ProjectionSession(Protocol):
+    """One write transaction on the projection."""
+
+    position: int
+    instant: int
+
+    def advance(self, position: int, instant: int) -> None:
+        """Record the last applied position and the instant processed up to."""
+        ...
+
+    def save_definition(self, record: DefinitionRecord) -> None:
+        """Keep a segment definition event."""
+        ...
+
+    def is_member(self, segment_id: str, contact_id: str) -> bool:
+        """Whether the contact is a member now."""
+        ...
+
+    def add_member(self, segment_id: str, contact_id: str, since: int) -> None:
+        """Make the contact a member since an instant."""
+        ...
+
+    def remove_member(self, segment_id: str, contact_id: str) -> None:
+        """Remove the contact from the members."""
+        ...
+
+    def members(self, segment_id: str) -> list[str]:
+        """Every current member."""
+        ...
+
+    def add_transition(self, record: TransitionRecord) -> int:
+        """Store a transition; returns its id."""
+        ...
+
+    def delete_transition(self, transition_id: int) -> None:
+        """Remove a transition undone within the same instant."""
+        ...
+
+    def set_cause(self, transition_id: int, cause: Cause) -> None:
+        """Change a transition's cause (a later entry of the same instant)."""
+        ...
+
+    def transitions_at(self, instant: int) -> list[TransitionRecord]:
+        """Every transition stamped with an instant."""
+        ...
+
+    def last_transition(self, segment_id: str, contact_id: str) -> TransitionRecord | None:
+        """A contact's latest transition in a segment."""
+        ...
+
+    def set_deadline(self, segment_id: str, contact_id: str, due: int | None) -> None:
+        """The next instant the contact's membership can change with no new event."""
+        ...
+
+    def deadline(self, segment_id: str, contact_id: str) -> int | None:
+        """The contact's deadline in a segment."""
+        ...
+
+    def due(self, before: int, limit: int) -> list[tuple[int, str, str]]:
+        """(due, segment_id, contact_id) with due < before, earliest first."""
+        ...
+
+    def clear_deadlines(self, segment_id: str) -> None:
+        """Drop a segment's deadlines."""
+        ...
+
+    def next_deadline(self) -> int | None:
+        """The earliest deadline."""
+        ...
+
+    def add_contacts(self, contact_ids: Sequence[str]) -> None:
+        """Remember contacts (ignores those already known)."""
+        ...
+
+    def contacts(self) -> list[str]:
+        """Every known contact."""
+        ...
+
+
+class ProjectionStore(Protocol):
+    """Where a membership projection lives."""
+
+    def session(self) -> AbstractContextManager[ProjectionSession]:
+        """A write transaction (the only writer while it lasts)."""
+        ...
+
+    def definitions(self) -> list[DefinitionRecord]:
+        """Every kept segment definition event, in log order."""
+        ...
+
+    def checkpoint(self) -> tuple[int, int]:
+        """(position, instant) last committed."""
+        ...
+
+    def next_deadline(self) -> int | None:
+        """The earliest deadline."""
+        ...
+
+    def member_page(self, segment_id: str, after: str | None, limit: int) -> list[tuple[str, int]]:
+        """Current members (contact_id, since) in contact order, after a cursor."""
+        ...
+
+    def member_count(self, segment_id: str) -> int:
+        """How many members a segment has now."""
+        ...
+
+    def contact_segments(self, contact_id: str) -> list[tuple[str, int]]:
+        """(segment_id, since) of the segments a contact is in now."""
+        ...
+
+    def transition_page(
+        self, segment_id: str, contact_id: str | None, after: int, limit: int
+    ) -> list[TransitionRecord]:
+        """A segment's transitions in order of id, optionally for one contact."""
+        ...
+
+    def all_transitions(self) -> Iterator[TransitionRecord]:
+        """Every transition, in a canonical order (for comparisons)."""
+        ...
+
+    def all_members(self) -> Iterator[tuple[str, str, int]]:
+        """Every (segment_id, contact_id, since), in a canonical order."""
+        ...
+
+    def reset(self) -> None:
+        """Drop everything the projection holds, checkpoint included."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...
