@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+from grammar.serialize import from_json
+
 from engine.evaluate import Node, compile_rule
 from grammar import ast as a
-from grammar.serialize import from_json
 
 SEGMENT_DEFINED = "segment_defined"
 SEGMENT_RULE_CHANGED = "segment_rule_changed"
@@ -176,9 +177,7 @@ class Registry:
     def order(self) -> list[str]:
         """All segment ids, each after every segment its current rule refers to."""
         if self._order is None:
-            self._order = dependency_order(
-                {s.id: s.references() for s in self.segments.values()}
-            )
+            self._order = dependency_order({s.id: s.references() for s in self.segments.values()})
         return self._order
 
     def closure(self, segment_id: str) -> list[Segment]:

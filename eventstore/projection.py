@@ -147,6 +147,14 @@ class ProjectionStore(Protocol):
         """The earliest deadline."""
         ...
 
+    def definitions_position(self) -> int:
+        """The position of the newest kept definition event, 0 if none."""
+        ...
+
+    def contacts(self) -> list[str]:
+        """Every known contact."""
+        ...
+
     def member_page(self, segment_id: str, after: str | None, limit: int) -> list[tuple[str, int]]:
         """Current members (contact_id, since) in contact order, after a cursor."""
         ...

@@ -11,6 +11,7 @@ from typing import Any
 
 import sqlite_utils
 
+from eventstore.checkpoints import SQLiteTransaction, create_checkpoint_table, read_checkpoint
 from eventstore.connections import Connections
 from eventstore.interface import (
     ConcurrencyError,
@@ -50,9 +51,7 @@ def create_schema(db: sqlite_utils.Database) -> None:
     db["events"].create_index(["stream", "version"], unique=True, if_not_exists=True)
     for trigger in TRIGGERS:
         db.execute(trigger)
-    db["projection_checkpoints"].create(
-        {"name": str, "position": int}, pk="name", not_null={"position"}, if_not_exists=True
-    )
+    create_checkpoint_table(db)
     db["clock_floor"].create({"id": int, "instant": int}, pk="id", if_not_exists=True)
     db.execute("INSERT OR IGNORE INTO clock_floor (id, instant) VALUES (1, 0)")
 
@@ -84,24 +83,6 @@ def _encode(index: int, data: Mapping[str, Any]) -> str:
 
 def _stored(row: tuple) -> StoredEvent:
     return StoredEvent(*row[:7], data=json.loads(row[7]))
-
-
-class SQLiteTransaction:
-    """A projection's write transaction: its connection and its checkpoint."""
-
-    def __init__(self, connection: sqlite3.Connection, projection: str, position: int) -> None:
-        self.connection = connection
-        self.projection = projection
-        self.position = position
-
-    def advance(self, position: int) -> None:
-        """Record `position` as applied, committed together with the transaction."""
-        self.connection.execute(
-            "INSERT INTO projection_checkpoints (name, position) VALUES (?, ?)"
-            " ON CONFLICT (name) DO UPDATE SET position = excluded.position",
-            (self.projection, position),
-        )
-        self.position = position
 
 
 class SQLiteEventStore:
@@ -139,10 +120,7 @@ class SQLiteEventStore:
     def projection_transaction(self, projection: str) -> Iterator[SQLiteTransaction]:
         """A write transaction for a projection's tables and its checkpoint."""
         with self._write() as conn:
-            row = conn.execute(
-                "SELECT position FROM projection_checkpoints WHERE name = ?", (projection,)
-            ).fetchone()
-            yield SQLiteTransaction(conn, projection, row[0] if row else 0)
+            yield SQLiteTransaction(conn, projection)
 
     def close(self) -> None:
         """Close every connection this store opened."""
@@ -274,9 +252,4 @@ class SQLiteEventStore:
 
     def checkpoint(self, projection: str) -> int:
         """The position a projection last recorded, 0 if none."""
-        row = (
-            self.connection()
-            .execute("SELECT position FROM projection_checkpoints WHERE name = ?", (projection,))
-            .fetchone()
-        )
-        return row[0] if row else 0
+        return read_checkpoint(self.connection(), projection)[0]

@@ -1,0 +1,74 @@
+"""As-of questions (RULES.md, "Membership over time"): membership and explanations at any T.
+
+At T, a segment's rule is the version in force at T (its first version for an instant before
+it existed), applied to every event known now with occurred_at <= T; a referenced segment
+is taken at the same T in the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from engine.evaluate import Context, Explanation, Outcome, evaluate_member, explain_member
+from engine.history import History
+from engine.segments import DYNAMIC, MEMBERS_ADDED, STATIC_EDIT_TYPES, Registry, Segment
+
+StaticEdits = Callable[[str], list]  # segment id -> its static-list edit events (StoredEvent)
+
+
+def static_member(edits: list, contact: str, t: int) -> bool:
+    """Membership of a static list at t: the contact's latest edit up to t decides."""
+    member = False
+    for e in edits:
+        if e.type in STATIC_EDIT_TYPES and e.occurred_at <= t and contact in e.data["contacts"]:
+            member = e.type == MEMBERS_ADDED
+    return member
+
+
+class AsOfSegments:
+    """Membership of one contact in any segment at any instant, computed from scratch."""
+
+    def __init__(self, registry: Registry, history: History, edits: StaticEdits, contact: str):
+        self.registry = registry
+        self.history = history
+        self.edits = edits
+        self.contact = contact
+
+    def _segment(self, segment_id: str) -> Segment | None:
+        return self.registry.get(segment_id)
+
+    def _archived(self, segment: Segment, t: int) -> bool:
+        return segment.archived_at is not None and segment.archived_at <= t
+
+    def membership(self, segment_id: str, t: int) -> Outcome:
+        """Whether the contact is in the segment at t (and when that can change)."""
+        segment = self._segment(segment_id)
+        if segment is None or self._archived(segment, t):
+            return False, None
+        if segment.kind != DYNAMIC:
+            return static_member(self.edits(segment_id), self.contact, t), None
+        version = segment.version_at(t)
+        assert version is not None
+        return evaluate_member(version.node, Context(self.history, self), t)
+
+    def explain(self, segment_id: str, t: int) -> Explanation:
+        """The evaluation tree of the contact's membership at t."""
+        segment = self._segment(segment_id)
+        if segment is None:
+            return Explanation("segment", segment_id, False, None, {"unknown": True})
+        if self._archived(segment, t):
+            return Explanation("segment", segment.name, False, None, {"archived": True})
+        if segment.kind != DYNAMIC:
+            value = static_member(self.edits(segment_id), self.contact, t)
+            return Explanation("static_list", segment.name, value, None, {"segment_id": segment_id})
+        version = segment.version_at(t)
+        assert version is not None
+        tree = explain_member(version.node, Context(self.history, self), t)
+        return Explanation(
+            tree.kind,
+            tree.text,
+            tree.value,
+            tree.next_change,
+            {**tree.details, "segment_id": segment_id, "rule_version": version.version},
+            tree.children,
+        )

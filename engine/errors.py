@@ -1,0 +1,52 @@
+"""The engine's named errors: each says what went wrong and where."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+
+class EngineError(Exception):
+    """Base of the errors a use case raises for its caller to report."""
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class NotFound(EngineError):
+    """A segment or contact that does not exist."""
+
+
+class Conflict(EngineError):
+    """The request contradicts the current state (a name taken, a segment still in use)."""
+
+
+class VersionMismatch(EngineError):
+    """An If-Match version that is not the current one."""
+
+    def __init__(self, expected: int, actual: int) -> None:
+        super().__init__(
+            f"the segment is at version {actual}, not {expected}", expected=expected, actual=actual
+        )
+        self.expected = expected
+        self.actual = actual
+
+
+class InvalidRule(EngineError):
+    """A rule that does not parse or does not make sense; `problems` says where."""
+
+    def __init__(self, problems: Sequence[Any]) -> None:
+        count = len(problems)
+        super().__init__(f"the rule has {count} problem{'s' if count != 1 else ''}")
+        self.problems = list(problems)
+
+
+class InvalidInput(EngineError):
+    """Input that the engine refuses (a time too far in the future, a bad id)."""
+
+    def __init__(self, message: str, field: str | None = None, index: int | None = None) -> None:
+        super().__init__(message, field=field, index=index)
+        self.field = field
+        self.index = index

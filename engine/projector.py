@@ -1,0 +1,499 @@
+"""The membership projection: applies the log and the passage of time to segment membership.
+
+Membership of a contact in a segment is a function of time,
+
+    member(t) = the segment is live at t, the contact exists at t, and the rule version in
+                force at t holds for the contact's events recorded up to t,
+
+and transitions are exactly its change points. The projector evaluates at two kinds of
+instants: when entries are recorded (all entries of one recorded_at form one instant), and
+at deadlines (each contact's next possible change in each segment). Deadlines before an
+instant are processed before it, so the result depends only on the log and the instant time
+was processed up to, never on when or in how many pieces the work was done: several appends
+in the same millisecond net out to one change, whose cause is the highest-positioned entry of
+that instant that bears on it (or time, if none does). Replaying the log therefore gives the
+same transitions as the live run.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+from engine.evaluate import Context, Explanation, Outcome, evaluate_member
+from engine.history import CONTACT_UPDATED, Event, History
+from engine.segments import (
+    DEFINITION_TYPES,
+    DYNAMIC,
+    MEMBERS_ADDED,
+    SEGMENT_ARCHIVED,
+    SEGMENT_DEFINED,
+    SEGMENT_STREAM,
+    STATIC_EDIT_TYPES,
+    Registry,
+    Segment,
+)
+from eventstore.interface import EventStore, StoredEvent
+from eventstore.projection import (
+    ENTERED,
+    EXITED,
+    Cause,
+    DefinitionRecord,
+    ProjectionSession,
+    ProjectionStore,
+    TransitionRecord,
+)
+
+CONTACT_STREAM = "contact:"
+CAUSE_OF_DEFINITION = {
+    SEGMENT_DEFINED: "created",
+    "segment_rule_changed": "rule_changed",
+    SEGMENT_ARCHIVED: "archived",
+}
+
+
+def contact_of(stream: str) -> str | None:
+    """The contact id of a `contact:<id>` stream, None for other streams."""
+    return stream[len(CONTACT_STREAM) :] if stream.startswith(CONTACT_STREAM) else None
+
+
+def to_event(stored: StoredEvent) -> Event:
+    """The engine's view of a stored contact event."""
+    return Event(
+        stored.position,
+        stored.event_id,
+        stored.type,
+        stored.occurred_at,
+        stored.recorded_at,
+        stored.data,
+    )
+
+
+@dataclass(frozen=True)
+class Reads:
+    """What a segment's membership depends on: its rule and the rules it refers to."""
+
+    types: frozenset[str | None]
+    properties: frozenset[str]
+    segments: frozenset[str]  # ids in its closure, itself included
+
+    def affected_by(self, event: Event) -> bool:
+        """Whether an event of a contact can change the segment's value for that contact."""
+        if None in self.types or event.type in self.types:
+            return True
+        return event.type == CONTACT_UPDATED and not self.properties.isdisjoint(event.data)
+
+
+class Touched:
+    """A contact with entries at the instant being applied: new events or static-list edits."""
+
+    def __init__(self, contact: str, history: History, events: list[Event], r: int) -> None:
+        self.contact = contact
+        self.history = history
+        self.events = events
+        self.edits: dict[str, int] = {}
+        first = history.exists_from()
+        # Until r the contact had no visible event: every event of r brings it into being.
+        self.new = (
+            first is not None
+            and first <= r
+            and not any(e.occurred_at < r and e.recorded_at < r for e in history.events)
+        )
+        self.visible = [e for e in events if e.occurred_at <= r]
+
+    def causes(self, reads: Reads) -> list[int]:
+        """Positions of this instant's entries that bear on a segment for this contact."""
+        found = [e.position for e in self.visible if self.new or reads.affected_by(e)]
+        found += [p for s, p in self.edits.items() if s in reads.segments]
+        return found
+
+
+class SessionSegments:
+    """Another segment's membership for one contact, as the projection holds it now."""
+
+    def __init__(self, session: ProjectionSession, registry: Registry, contact: str) -> None:
+        self.session = session
+        self.registry = registry
+        self.contact = contact
+
+    def membership(self, segment_id: str, t: int) -> Outcome:
+        """Current membership and its deadline (the projection is at instant t)."""
+        segment = self.registry.get(segment_id)
+        if segment is None or not segment.active_at(t):
+            return False, None
+        member = self.session.is_member(segment_id, self.contact)
+        if segment.kind != DYNAMIC:
+            return member, None
+        return member, self.session.deadline(segment_id, self.contact)
+
+    def explain(self, segment_id: str, t: int) -> Explanation:  # pragma: no cover - live only
+        raise NotImplementedError("explanations are computed as of an instant, see engine.asof")
+
+
+class Histories:
+    """A bounded cache of contact histories as of the projector's position."""
+
+    def __init__(self, log: EventStore, capacity: int) -> None:
+        self._log = log
+        self._capacity = capacity
+        self._cache: OrderedDict[str, History] = OrderedDict()
+
+    def clear(self) -> None:
+        """Forget everything (another process may have moved the projection)."""
+        self._cache.clear()
+
+    def get(self, contact: str, upto: int) -> History:
+        """The contact's events with position <= upto."""
+        history = self._cache.get(contact)
+        if history is None:
+            stored = self._log.read_stream(CONTACT_STREAM + contact)
+            history = History(to_event(s) for s in stored if s.position <= upto)
+            self._remember(contact, history)
+        else:
+            self._cache.move_to_end(contact)
+        return history
+
+    def extend(self, contact: str, events: Sequence[Event], upto: int) -> History:
+        """The contact's history with newly applied events added."""
+        cached = self._cache.get(contact)
+        if cached is None:
+            return self.get(contact, upto)
+        history = History([*cached.events, *events])
+        self._remember(contact, history)
+        return history
+
+    def _remember(self, contact: str, history: History) -> None:
+        self._cache[contact] = history
+        self._cache.move_to_end(contact)
+        while len(self._cache) > self._capacity:
+            self._cache.popitem(last=False)
+
+
+class Projector:
+    """Keeps the membership projection current with the log and with time."""
+
+    def __init__(
+        self,
+        log: EventStore,
+        projection: ProjectionStore,
+        *,
+        page_size: int = 1_000,
+        deadline_batch: int = 10_000,
+        history_cache: int = 50_000,
+    ) -> None:
+        self.log = log
+        self.projection = projection
+        self.page_size = page_size
+        self.deadline_batch = deadline_batch
+        self.registry = Registry()
+        self._registry_position = 0
+        self._histories = Histories(log, history_cache)
+        self._committed: tuple[int, int] | None = None
+        self._reads: dict[str, Reads] = {}
+        self._at: tuple[int, dict[tuple[str, str], TransitionRecord]] = (-1, {})
+
+    # ---- the loop ----
+
+    def advance(
+        self,
+        now: int,
+        until_position: int | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> int | None:
+        """Apply every new log entry and every deadline due by `now`; the next deadline after.
+
+        `until_position` stops the log there (a replay that must match a live checkpoint).
+        """
+        while True:
+            if self._apply_page(until_position, progress):
+                continue
+            due = self.projection.next_deadline()
+            if due is None or due > now:
+                return due
+            if until_position is None:
+                # Promise the log first, so that no append can be recorded before `now` once
+                # time up to `now` has been decided; then look again for what slipped in.
+                self.log.raise_clock_floor(now)
+                if self._apply_page(until_position, progress):
+                    continue
+            try:
+                with self.projection.session() as session:
+                    self._begin(session)
+                    self._deadlines(session, before=now + 1)
+                    session.advance(session.position, max(session.instant, now))
+                    self._commit(session)
+            except BaseException:
+                self._forget()
+                raise
+
+    def _log_is_applied(self, until_position: int | None) -> bool:
+        """A cheap look, without taking the writer's lock, for anything new in the log."""
+        position = self.projection.checkpoint()[0]
+        head = self.log.last_position() if until_position is None else until_position
+        return position >= head
+
+    def refresh(self) -> None:
+        """Bring the registry up to date with definitions another process applied."""
+        if self.projection.definitions_position() != self._registry_position:
+            self._load_registry()
+
+    def _load_registry(self) -> None:
+        definitions = self.projection.definitions()
+        self.registry = Registry()
+        for record in definitions:
+            self.registry.apply(record)
+        self._registry_position = definitions[-1].position if definitions else 0
+        self._reads.clear()
+
+    def _begin(self, session: ProjectionSession) -> None:
+        """Reload what another process may have changed since this one last committed."""
+        if self._committed != (session.position, session.instant):
+            self._histories.clear()
+        if self._committed is None or self._committed[0] != session.position:
+            self.refresh()
+        self._at = (-1, {})
+
+    def _commit(self, session: ProjectionSession) -> None:
+        self._committed = (session.position, session.instant)
+
+    def _forget(self) -> None:
+        """After a rolled-back session: rebuild every cache from the projection."""
+        self._committed = None
+        self._registry_position = -1
+        self._histories.clear()
+
+    def _apply_page(
+        self, until_position: int | None, progress: Callable[[int], None] | None
+    ) -> bool:
+        """Apply the next page of the log, if there is one, in one transaction."""
+        if self._log_is_applied(until_position):
+            return False
+        try:
+            with self.projection.session() as session:
+                self._begin(session)
+                entries = self._apply_entries(session, until_position)
+                if not entries:
+                    return False
+                self._commit(session)
+        except BaseException:
+            self._forget()
+            raise
+        if progress is not None:
+            progress(entries[-1].position)
+        return True
+
+    def _apply_entries(
+        self, session: ProjectionSession, until_position: int | None
+    ) -> list[StoredEvent]:
+        limit = self.page_size
+        if until_position is not None:
+            limit = min(limit, until_position - session.position)
+            if limit <= 0:
+                return []
+        entries = list(self.log.read(after=session.position, limit=limit))
+        for recorded_at, group in itertools.groupby(entries, key=lambda e: e.recorded_at):
+            self._deadlines(session, before=recorded_at)
+            batch = list(group)
+            self._apply_instant(session, recorded_at, batch)
+            session.advance(batch[-1].position, max(session.instant, recorded_at))
+        return entries
+
+    # ---- one instant of the log ----
+
+    def _apply_instant(
+        self, session: ProjectionSession, r: int, entries: list[StoredEvent]
+    ) -> None:
+        kinds: dict[int, str] = {}
+        redefined: dict[str, int] = {}
+        for e in entries:
+            if e.stream.startswith(SEGMENT_STREAM) and e.type in DEFINITION_TYPES:
+                segment = self.registry.apply(e)
+                session.save_definition(
+                    DefinitionRecord(e.position, e.stream, e.type, e.recorded_at, dict(e.data))
+                )
+                self._registry_position = e.position
+                self._reads.clear()
+                kinds[e.position] = CAUSE_OF_DEFINITION[e.type]
+                redefined[segment.id] = e.position
+                if e.type == SEGMENT_ARCHIVED:
+                    self._archive(session, segment, r, e.position)
+
+        arrived: dict[str, list[Event]] = {}
+        for e in entries:
+            contact = contact_of(e.stream)
+            if contact is not None:
+                arrived.setdefault(contact, []).append(to_event(e))
+                kinds[e.position] = "event"
+        if arrived:
+            session.add_contacts(list(arrived))
+        upto = entries[-1].position
+        histories = {c: self._histories.extend(c, evs, upto) for c, evs in arrived.items()}
+
+        edited: dict[str, dict[str, int]] = {}  # contact -> static segment -> position
+        for e in entries:
+            if e.stream.startswith(SEGMENT_STREAM) and e.type in STATIC_EDIT_TYPES:
+                segment = self.registry.get(e.stream[len(SEGMENT_STREAM) :])
+                if segment is None or segment.kind == DYNAMIC or not segment.active_at(r):
+                    continue
+                kinds[e.position] = "list_edit"
+                for contact in e.data.get("contacts", []):
+                    self._settle(
+                        session, segment, contact, r, e.type == MEMBERS_ADDED, e.position, kinds
+                    )
+                    edited.setdefault(contact, {})[segment.id] = e.position
+
+        touched = [
+            Touched(c, histories.get(c) or self._histories.get(c, upto), arrived.get(c, []), r)
+            for c in sorted(arrived.keys() | edited.keys())
+        ]
+        for t in touched:
+            t.edits = edited.get(t.contact, {})
+        for segment in self.registry.live():
+            if segment.kind != DYNAMIC:
+                continue
+            reads = self._reads_of(segment)
+            changed = [redefined[s] for s in reads.segments if s in redefined]
+            if changed:
+                self._evaluate_everyone(session, segment, r, max(changed), touched, upto, kinds)
+                continue
+            for t in touched:
+                causes = t.causes(reads)
+                if causes or any(reads.affected_by(e) for e in t.events):
+                    cause = max(causes, default=None)
+                    self._evaluate(session, segment, t.contact, t.history, r, cause, kinds)
+
+    def _evaluate_everyone(
+        self,
+        session: ProjectionSession,
+        segment: Segment,
+        r: int,
+        position: int,
+        touched: list[Touched],
+        upto: int,
+        kinds: dict[int, str],
+    ) -> None:
+        """A segment created or changed at r (or one it refers to): every contact, at r."""
+        reads = self._reads_of(segment)
+        by_contact = {t.contact: t for t in touched}
+        for contact in session.contacts():
+            t = by_contact.get(contact)
+            history = t.history if t else self._histories.get(contact, upto)
+            causes = t.causes(reads) if t else []
+            self._evaluate(session, segment, contact, history, r, max([position, *causes]), kinds)
+
+    def _archive(self, session: ProjectionSession, segment: Segment, r: int, position: int) -> None:
+        for contact in session.members(segment.id):
+            self._settle(session, segment, contact, r, False, position, {position: "archived"})
+        session.clear_deadlines(segment.id)
+
+    # ---- deadlines ----
+
+    def _deadlines(self, session: ProjectionSession, before: int) -> None:
+        """Process every deadline due before an instant, in order of due instant."""
+        while True:
+            rows = session.due(before, self.deadline_batch)
+            if not rows:
+                return
+            if len(rows) == self.deadline_batch and rows[0][0] != rows[-1][0]:
+                last = rows[-1][0]
+                rows = [row for row in rows if row[0] != last]
+            elif len(rows) == self.deadline_batch:
+                rows = session.due(rows[0][0] + 1, 1 << 62)
+            for due, group in itertools.groupby(rows, key=lambda row: row[0]):
+                self._fire(session, due, [(s, c) for _, s, c in group])
+
+    def _fire(self, session: ProjectionSession, t: int, pairs: list[tuple[str, str]]) -> None:
+        by_segment: dict[str, list[str]] = {}
+        for segment_id, contact in pairs:
+            by_segment.setdefault(segment_id, []).append(contact)
+        for segment in self.registry.live():
+            for contact in by_segment.get(segment.id, ()):
+                history = self._histories.get(contact, session.position)
+                self._evaluate(session, segment, contact, history, t, None, {})
+
+    # ---- one contact, one segment, one instant ----
+
+    def _evaluate(
+        self,
+        session: ProjectionSession,
+        segment: Segment,
+        contact: str,
+        history: History,
+        t: int,
+        cause: int | None,
+        kinds: dict[int, str],
+    ) -> None:
+        version = segment.current
+        assert version is not None
+        ctx = Context(history, SessionSegments(session, self.registry, contact))
+        value, due = evaluate_member(version.node, ctx, t)
+        self._settle(session, segment, contact, t, value, cause, kinds)
+        session.set_deadline(segment.id, contact, due)
+
+    def _settle(
+        self,
+        session: ProjectionSession,
+        segment: Segment,
+        contact: str,
+        t: int,
+        value: bool,
+        cause: int | None,
+        kinds: dict[int, str],
+    ) -> None:
+        """Make membership at t equal `value`, netting out changes within the same instant."""
+        at_t = self._transitions_at(session, t)
+        key = (segment.id, contact)
+        earlier = at_t.get(key)
+        member = session.is_member(segment.id, contact)
+        if value == member:
+            if earlier is not None and cause is not None and (earlier.cause.position or 0) < cause:
+                new_cause = Cause(kinds[cause], cause)
+                session.set_cause(earlier.id, new_cause)  # type: ignore[arg-type]
+                at_t[key] = replace(earlier, cause=new_cause)
+            return
+        if earlier is not None:
+            # The instant took back its own change: the contact is where it was before t.
+            session.delete_transition(earlier.id)  # type: ignore[arg-type]
+            del at_t[key]
+            if value:
+                before = session.last_transition(segment.id, contact)
+                session.add_member(segment.id, contact, before.at if before else t)
+            else:
+                session.remove_member(segment.id, contact)
+            return
+        record = TransitionRecord(
+            segment.id,
+            contact,
+            ENTERED if value else EXITED,
+            t,
+            segment.version,
+            Cause(kinds[cause], cause) if cause is not None else Cause("time"),
+        )
+        at_t[key] = replace(record, id=session.add_transition(record))
+        if value:
+            session.add_member(segment.id, contact, t)
+        else:
+            session.remove_member(segment.id, contact)
+
+    def _transitions_at(
+        self, session: ProjectionSession, t: int
+    ) -> dict[tuple[str, str], TransitionRecord]:
+        if self._at[0] != t:
+            self._at = (t, {(x.segment_id, x.contact_id): x for x in session.transitions_at(t)})
+        return self._at[1]
+
+    def _reads_of(self, segment: Segment) -> Reads:
+        reads = self._reads.get(segment.id)
+        if reads is None:
+            closure = self.registry.closure(segment.id)
+            types: set[str | None] = set()
+            props: set[str] = set()
+            for s in closure:
+                if s.current is not None:
+                    types |= s.current.event_types
+                    props |= s.current.properties
+            reads = Reads(frozenset(types), frozenset(props), frozenset(s.id for s in closure))
+            self._reads[segment.id] = reads
+        return reads

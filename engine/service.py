@@ -1,0 +1,405 @@
+"""The use cases the API offers, over the log, the projection and an injected clock."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from grammar.errors import Problem
+
+from engine.asof import AsOfSegments
+from engine.errors import Conflict, InvalidInput, InvalidRule, NotFound, VersionMismatch
+from engine.evaluate import Explanation
+from engine.history import CONTACT_UPDATED, History
+from engine.projector import CONTACT_STREAM, Projector, to_event
+from engine.segments import (
+    DYNAMIC,
+    MEMBERS_ADDED,
+    MEMBERS_REMOVED,
+    SEGMENT_ARCHIVED,
+    SEGMENT_DEFINED,
+    SEGMENT_RULE_CHANGED,
+    STATIC,
+    CycleError,
+    Registry,
+    Segment,
+    dependency_order,
+    segment_stream,
+    slugify,
+)
+from eventstore.interface import ConcurrencyError, EventStore, NewEvent, Receipt, StoredEvent
+from eventstore.projection import ProjectionStore, TransitionRecord
+from grammar import RuleError, format_rule, parse, to_json
+from grammar import ast as a
+
+DAY_MS = 86_400_000
+MAX_NAME = 200
+
+
+@dataclass(frozen=True)
+class ContactEvent:
+    """An event as a producer posts it; `event_id` and `occurred_at` are optional."""
+
+    contact_id: str
+    type: str
+    properties: Mapping[str, Any] = field(default_factory=dict)
+    event_id: str | None = None
+    occurred_at: int | None = None
+
+
+@dataclass(frozen=True)
+class CheckedRule:
+    """A rule that parsed and passed every check: its AST, canonical text and references."""
+
+    ast: a.Condition
+    text: str
+    references: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Member:
+    """A contact in a segment; `since` is known for current membership only."""
+
+    contact_id: str
+    since: int | None = None
+
+
+class Service:
+    """Producers, marketers and auditors all come through here."""
+
+    def __init__(
+        self,
+        log: EventStore,
+        projection: ProjectionStore,
+        clock: Callable[[], int],
+        *,
+        max_future_ms: int = DAY_MS,
+        new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+    ) -> None:
+        self.log = log
+        self.projection = projection
+        self.clock = clock
+        self.max_future_ms = max_future_ms
+        self.new_id = new_id
+        self.projector = Projector(log, projection)
+
+    def catch_up(self) -> int | None:
+        """Apply what the log and time have brought; returns the next deadline."""
+        return self.projector.advance(self.clock())
+
+    @property
+    def registry(self) -> Registry:
+        """Every segment definition, current."""
+        self.projector.refresh()
+        return self.projector.registry
+
+    # ---- producers ----
+
+    def ingest(self, events: Sequence[ContactEvent]) -> list[Receipt]:
+        """Store a batch of contact events (all or none), then bring membership up to date."""
+        now = self.clock()
+        new = []
+        for index, e in enumerate(events):
+            if e.occurred_at is not None and e.occurred_at > now + self.max_future_ms:
+                raise InvalidInput(
+                    "occurred_at lies too far in the future "
+                    f"(more than {self.max_future_ms // 3_600_000} hours ahead)",
+                    field="occurred_at",
+                    index=index,
+                )
+            new.append(
+                NewEvent(
+                    e.event_id or self.new_id(),
+                    CONTACT_STREAM + e.contact_id,
+                    e.type,
+                    dict(e.properties),
+                    e.occurred_at,
+                )
+            )
+        receipts = self.log.append(new)
+        self.catch_up()
+        return receipts
+
+    # ---- rules and segments ----
+
+    def check_rule(self, text: str, segment_id: str | None = None) -> CheckedRule:
+        """Parse and check a rule: syntax, meaning, known segments, no cycle."""
+        try:
+            rule = parse(text)
+        except RuleError as exc:
+            raise InvalidRule(exc.problems) from exc
+        registry = self.registry
+        references: dict[str, str] = {}
+        problems = []
+        for node in a.walk(rule):
+            if isinstance(node, a.InSegment):
+                found = registry.find(node.segment)
+                if found is None or found.archived_at is not None:
+                    problems.append(_problem(node, f'there is no segment "{node.segment}"'))
+                else:
+                    references[node.segment] = found.id
+        if not problems and segment_id is not None:
+            graph = {s.id: s.references() for s in registry.segments.values()}
+            graph[segment_id] = frozenset(references.values())
+            try:
+                dependency_order(graph)
+            except CycleError as exc:
+                names = " -> ".join(exc.cycle)
+                problems.append(
+                    Problem(1, 1, f"segments would refer to each other in a cycle: {names}")
+                )
+        if problems:
+            raise InvalidRule(problems)
+        return CheckedRule(rule, format_rule(rule), references)
+
+    def define_segment(
+        self,
+        name: str,
+        rule: str | None = None,
+        kind: str = DYNAMIC,
+        description: str | None = None,
+    ) -> Segment:
+        """Create a dynamic segment (with a rule) or a static list (without)."""
+        name = name.strip()
+        segment_id = slugify(name)
+        if not segment_id or len(name) > MAX_NAME:
+            raise InvalidInput(
+                f"a segment name needs letters or digits and at most {MAX_NAME} characters",
+                field="name",
+            )
+        if kind not in (DYNAMIC, STATIC):
+            raise InvalidInput('kind is "dynamic" or "static"', field="kind")
+        if self.registry.get(segment_id) is not None:
+            raise Conflict(f'a segment with the id "{segment_id}" exists already', id=segment_id)
+        data: dict[str, Any] = {"name": name, "kind": kind, "description": description}
+        expected = {segment_stream(segment_id): 0}
+        if kind == DYNAMIC:
+            if rule is None:
+                raise InvalidInput("a dynamic segment needs a rule", field="rule")
+            checked = self.check_rule(rule, segment_id)
+            data |= _rule_data(checked)
+            expected |= self._referenced_versions(checked)
+        elif rule is not None:
+            raise InvalidInput("a static list has no rule", field="rule")
+        self._append_definition(segment_id, SEGMENT_DEFINED, data, expected)
+        return self.segment(segment_id)
+
+    def change_rule(self, segment_id: str, rule: str, if_match: int | None = None) -> Segment:
+        """A new version of a dynamic segment's rule; `if_match` guards against lost updates."""
+        segment = self._live(segment_id)
+        if segment.kind != DYNAMIC:
+            raise Conflict("a static list has no rule to change", id=segment_id)
+        if if_match is not None and if_match != segment.version:
+            raise VersionMismatch(if_match, segment.version)
+        checked = self.check_rule(rule, segment_id)
+        expected = {segment_stream(segment_id): self.log.stream_version(segment_stream(segment_id))}
+        if if_match is not None:
+            # A dynamic segment's stream holds one event per rule version.
+            expected[segment_stream(segment_id)] = if_match
+        expected |= self._referenced_versions(checked)
+        self._append_definition(segment_id, SEGMENT_RULE_CHANGED, _rule_data(checked), expected)
+        return self.segment(segment_id)
+
+    def archive(self, segment_id: str) -> Segment:
+        """Archive a segment: its members leave; the log keeps everything."""
+        self._live(segment_id)
+        users = [s.name for s in self.registry.live() if segment_id in s.references()]
+        if users:
+            raise Conflict(
+                f"the segment is used by {', '.join(users)}; change their rules first",
+                id=segment_id,
+            )
+        stream = segment_stream(segment_id)
+        self._append_definition(
+            segment_id, SEGMENT_ARCHIVED, {}, {stream: self.log.stream_version(stream)}
+        )
+        return self.segment(segment_id)
+
+    def edit_static(
+        self, segment_id: str, add: Sequence[str] = (), remove: Sequence[str] = ()
+    ) -> Segment:
+        """Add contacts to, or remove them from, a static list (one atomic append)."""
+        segment = self._live(segment_id)
+        if segment.kind != STATIC:
+            raise Conflict("members of a dynamic segment follow its rule", id=segment_id)
+        stream = segment_stream(segment_id)
+        events = []
+        if add:
+            events.append(NewEvent(self.new_id(), stream, MEMBERS_ADDED, {"contacts": list(add)}))
+        if remove:
+            events.append(
+                NewEvent(self.new_id(), stream, MEMBERS_REMOVED, {"contacts": list(remove)})
+            )
+        if events:
+            self.log.append(events)
+            self.catch_up()
+        return self.segment(segment_id)
+
+    def segments(self, include_archived: bool = False) -> list[Segment]:
+        """Every segment, by id."""
+        found = self.registry.segments.values()
+        return sorted(
+            (s for s in found if include_archived or s.archived_at is None), key=lambda s: s.id
+        )
+
+    def segment(self, segment_id: str) -> Segment:
+        """One segment, archived or not."""
+        segment = self.registry.get(segment_id)
+        if segment is None:
+            raise NotFound(f'there is no segment "{segment_id}"', id=segment_id)
+        return segment
+
+    def _live(self, segment_id: str) -> Segment:
+        segment = self.segment(segment_id)
+        if segment.archived_at is not None:
+            raise Conflict(f'the segment "{segment_id}" is archived', id=segment_id)
+        return segment
+
+    def _referenced_versions(self, checked: CheckedRule) -> dict[str, int]:
+        """Referenced segments must not change while this definition is appended (cycles)."""
+        return {
+            segment_stream(i): self.log.stream_version(segment_stream(i))
+            for i in set(checked.references.values())
+        }
+
+    def _append_definition(
+        self, segment_id: str, event_type: str, data: dict, expected: dict[str, int]
+    ) -> None:
+        event = NewEvent(self.new_id(), segment_stream(segment_id), event_type, data)
+        try:
+            self.log.append([event], expected_versions=expected)
+        except ConcurrencyError as exc:
+            raise Conflict(
+                "the segment or one it refers to changed meanwhile; read it again and retry",
+                stream=exc.stream,
+            ) from exc
+        self.catch_up()
+
+    # ---- membership questions ----
+
+    def preview(self, rule: str, at: int | None = None, sample: int = 20) -> tuple[int, list[str]]:
+        """How many contacts a rule would hold at an instant, and a few of them; saves nothing."""
+        checked = self.check_rule(rule)
+        t = self.clock() if at is None else at
+        probe = _probe_segment(checked, t)
+        count, chosen = 0, []
+        for contact, member in self._everyone_at(probe, t):
+            if member:
+                count += 1
+                if len(chosen) < sample:
+                    chosen.append(contact)
+        return count, chosen
+
+    def members(
+        self, segment_id: str, at: int | None = None, after: str | None = None, limit: int = 100
+    ) -> tuple[list[Member], str | None]:
+        """A page of members, now or as of an instant; and the cursor of the next page."""
+        segment = self.segment(segment_id)
+        if at is None:
+            self.catch_up()
+            rows = self.projection.member_page(segment_id, after, limit + 1)
+            page = [Member(c, since) for c, since in rows]
+        else:
+            found = sorted(c for c, m in self._everyone_at(segment, at) if m)
+            page = [Member(c) for c in found if after is None or c > after][: limit + 1]
+        more = len(page) > limit
+        page = page[:limit]
+        return page, (page[-1].contact_id if more else None)
+
+    def contact_segments(
+        self, contact: str, at: int | None = None
+    ) -> list[tuple[Segment, int | None]]:
+        """The segments a contact is in, now (with since) or as of an instant."""
+        if at is None:
+            self.catch_up()
+            return [
+                (self.segment(s), since) for s, since in self.projection.contact_segments(contact)
+            ]
+        history = self._history(contact)
+        asof = AsOfSegments(self.registry, history, self._edits, contact)
+        return [(s, None) for s in self.segments(True) if asof.membership(s.id, at)[0]]
+
+    def explain(self, segment_id: str, contact: str, at: int | None = None) -> Explanation:
+        """Why a contact is, or is not, in a segment at an instant (default now)."""
+        self.segment(segment_id)
+        t = self.clock() if at is None else at
+        asof = AsOfSegments(self.registry, self._history(contact), self._edits, contact)
+        return asof.explain(segment_id, t)
+
+    def transitions(
+        self, segment_id: str, contact: str | None = None, after: int = 0, limit: int = 100
+    ) -> tuple[list[TransitionRecord], int | None]:
+        """A page of a segment's transitions (optionally one contact's), oldest first."""
+        self.segment(segment_id)
+        self.catch_up()
+        rows = self.projection.transition_page(segment_id, contact, after, limit + 1)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return rows, (rows[-1].id if more else None)
+
+    # ---- contacts and the log ----
+
+    def contact(self, contact: str) -> tuple[dict[str, Any], list[StoredEvent]]:
+        """A contact's properties now, and its events; NotFound if it has none."""
+        stored = self.log.read_stream(CONTACT_STREAM + contact)
+        if not stored:
+            raise NotFound(f'there is no contact "{contact}"', id=contact)
+        history = History(to_event(s) for s in stored)
+        now = self.clock()
+        properties = {}
+        for prop in _property_names(stored):
+            assigned = history.property_at(prop, now)
+            if assigned is not None and assigned.value is not None:
+                properties[prop] = assigned.value
+        return properties, stored
+
+    def events(self, after: int = 0, limit: int = 100) -> list[StoredEvent]:
+        """A page of the log, for auditors."""
+        return list(self.log.read(after=after, limit=limit))
+
+    # ---- helpers ----
+
+    def _history(self, contact: str) -> History:
+        return History(to_event(s) for s in self.log.read_stream(CONTACT_STREAM + contact))
+
+    def _edits(self, segment_id: str) -> list[StoredEvent]:
+        return self.log.read_stream(segment_stream(segment_id))
+
+    def _everyone_at(self, segment: Segment, t: int) -> Iterator[tuple[str, bool]]:
+        registry = self.registry
+        if segment.id not in registry.segments:
+            registry = Registry([*registry.segments.values(), segment])
+        self.catch_up()
+        for contact in self.projection.contacts():
+            asof = AsOfSegments(registry, self._history(contact), self._edits, contact)
+            yield contact, asof.membership(segment.id, t)[0]
+
+
+def _rule_data(checked: CheckedRule) -> dict[str, Any]:
+    return {"rule": checked.text, "ast": to_json(checked.ast), "references": checked.references}
+
+
+def _problem(node: a.Condition, message: str) -> Problem:
+    span = getattr(node, "span", None)
+    return Problem(span.line if span else 1, span.column if span else 1, message)
+
+
+def _probe_segment(checked: CheckedRule, t: int) -> Segment:
+    """A segment that exists only for the length of a preview."""
+    from engine.segments import RuleVersion
+
+    probe = Segment(
+        id="\x00preview", name="preview", kind=DYNAMIC, created_at=t, created_position=0
+    )
+    probe.versions.append(RuleVersion(1, checked.text, checked.ast, checked.references, t, 0))
+    return probe
+
+
+def _property_names(stored: Sequence[StoredEvent]) -> list[str]:
+    names: dict[str, None] = {}
+    for s in stored:
+        if s.type == CONTACT_UPDATED:
+            names.update(dict.fromkeys(s.data))
+    return list(names)

@@ -1,0 +1,326 @@
+"""The membership projection in SQLite: members, transitions, deadlines, contacts, definitions.
+
+It may live in the log's own file (the service) or in another (a scratch replay).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import sqlite_utils
+
+from eventstore.checkpoints import SQLiteTransaction, create_checkpoint_table, read_checkpoint
+from eventstore.connections import Connections
+from eventstore.projection import Cause, DefinitionRecord, TransitionRecord
+
+NAME = "membership"
+TABLES = ("members", "transitions", "deadlines", "contacts", "segment_definitions")
+
+
+def create_schema(db: sqlite_utils.Database) -> None:
+    """The projection's tables and indexes (idempotent)."""
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS members (segment_id TEXT NOT NULL, contact_id TEXT NOT NULL,"
+        " since INTEGER NOT NULL, PRIMARY KEY (segment_id, contact_id)) WITHOUT ROWID"
+    )
+    db["members"].create_index(["contact_id"], if_not_exists=True)
+    db["transitions"].create(
+        {
+            "id": int,
+            "segment_id": str,
+            "contact_id": str,
+            "kind": str,
+            "at": int,
+            "rule_version": int,
+            "cause_kind": str,
+            "cause_position": int,
+        },
+        pk="id",
+        not_null={"segment_id", "contact_id", "kind", "at", "rule_version", "cause_kind"},
+        if_not_exists=True,
+    )
+    db["transitions"].create_index(["segment_id", "contact_id", "at"], if_not_exists=True)
+    db["transitions"].create_index(["at"], if_not_exists=True)
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS deadlines (segment_id TEXT NOT NULL, contact_id TEXT NOT NULL,"
+        " due INTEGER NOT NULL, PRIMARY KEY (segment_id, contact_id)) WITHOUT ROWID"
+    )
+    db["deadlines"].create_index(["due"], if_not_exists=True)
+    db.execute("CREATE TABLE IF NOT EXISTS contacts (contact_id TEXT PRIMARY KEY) WITHOUT ROWID")
+    db["segment_definitions"].create(
+        {"position": int, "stream": str, "type": str, "recorded_at": int, "data": str},
+        pk="position",
+        if_not_exists=True,
+    )
+    create_checkpoint_table(db)
+
+
+def _transition(row: tuple) -> TransitionRecord:
+    tid, segment_id, contact_id, kind, at, version, cause_kind, cause_position = row
+    return TransitionRecord(
+        segment_id, contact_id, kind, at, version, Cause(cause_kind, cause_position), tid
+    )
+
+
+_TRANSITION_COLUMNS = (
+    "id, segment_id, contact_id, kind, at, rule_version, cause_kind, cause_position"
+)
+
+
+class SQLiteProjectionSession(SQLiteTransaction):
+    """One write transaction on the projection tables, with the projection's checkpoint."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        super().__init__(conn, NAME)
+        self.conn = conn
+
+    def save_definition(self, record: DefinitionRecord) -> None:
+        """Keep a segment definition event."""
+        self.conn.execute(
+            "INSERT OR REPLACE INTO segment_definitions VALUES (?, ?, ?, ?, ?)",
+            (
+                record.position,
+                record.stream,
+                record.type,
+                record.recorded_at,
+                json.dumps(record.data),
+            ),
+        )
+
+    def is_member(self, segment_id: str, contact_id: str) -> bool:
+        """Whether the contact is a member now."""
+        row = self.conn.execute(
+            "SELECT 1 FROM members WHERE segment_id = ? AND contact_id = ?",
+            (segment_id, contact_id),
+        ).fetchone()
+        return row is not None
+
+    def add_member(self, segment_id: str, contact_id: str, since: int) -> None:
+        """Make the contact a member since an instant."""
+        self.conn.execute(
+            "INSERT OR REPLACE INTO members VALUES (?, ?, ?)", (segment_id, contact_id, since)
+        )
+
+    def remove_member(self, segment_id: str, contact_id: str) -> None:
+        """Remove the contact from the members."""
+        self.conn.execute(
+            "DELETE FROM members WHERE segment_id = ? AND contact_id = ?", (segment_id, contact_id)
+        )
+
+    def members(self, segment_id: str) -> list[str]:
+        """Every current member."""
+        rows = self.conn.execute(
+            "SELECT contact_id FROM members WHERE segment_id = ?", (segment_id,)
+        )
+        return [r[0] for r in rows]
+
+    def add_transition(self, record: TransitionRecord) -> int:
+        """Store a transition; returns its id."""
+        cur = self.conn.execute(
+            "INSERT INTO transitions (segment_id, contact_id, kind, at, rule_version, cause_kind,"
+            " cause_position) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                record.segment_id,
+                record.contact_id,
+                record.kind,
+                record.at,
+                record.rule_version,
+                record.cause.kind,
+                record.cause.position,
+            ),
+        )
+        return cur.lastrowid  # type: ignore[return-value]
+
+    def delete_transition(self, transition_id: int) -> None:
+        """Remove a transition undone within the same instant."""
+        self.conn.execute("DELETE FROM transitions WHERE id = ?", (transition_id,))
+
+    def set_cause(self, transition_id: int, cause: Cause) -> None:
+        """Change a transition's cause."""
+        self.conn.execute(
+            "UPDATE transitions SET cause_kind = ?, cause_position = ? WHERE id = ?",
+            (cause.kind, cause.position, transition_id),
+        )
+
+    def transitions_at(self, instant: int) -> list[TransitionRecord]:
+        """Every transition stamped with an instant."""
+        rows = self.conn.execute(
+            f"SELECT {_TRANSITION_COLUMNS} FROM transitions WHERE at = ?", (instant,)
+        )
+        return [_transition(r) for r in rows]
+
+    def last_transition(self, segment_id: str, contact_id: str) -> TransitionRecord | None:
+        """A contact's latest transition in a segment."""
+        row = self.conn.execute(
+            f"SELECT {_TRANSITION_COLUMNS} FROM transitions WHERE segment_id = ? AND contact_id = ?"
+            " ORDER BY at DESC, id DESC LIMIT 1",
+            (segment_id, contact_id),
+        ).fetchone()
+        return _transition(row) if row else None
+
+    def set_deadline(self, segment_id: str, contact_id: str, due: int | None) -> None:
+        """The next instant the membership can change with no new event (None: never)."""
+        if due is None:
+            self.conn.execute(
+                "DELETE FROM deadlines WHERE segment_id = ? AND contact_id = ?",
+                (segment_id, contact_id),
+            )
+        else:
+            self.conn.execute(
+                "INSERT OR REPLACE INTO deadlines VALUES (?, ?, ?)", (segment_id, contact_id, due)
+            )
+
+    def deadline(self, segment_id: str, contact_id: str) -> int | None:
+        """The contact's deadline in a segment."""
+        row = self.conn.execute(
+            "SELECT due FROM deadlines WHERE segment_id = ? AND contact_id = ?",
+            (segment_id, contact_id),
+        ).fetchone()
+        return row[0] if row else None
+
+    def due(self, before: int, limit: int) -> list[tuple[int, str, str]]:
+        """(due, segment_id, contact_id) with due < before, earliest first."""
+        rows = self.conn.execute(
+            "SELECT due, segment_id, contact_id FROM deadlines WHERE due < ?"
+            " ORDER BY due, segment_id, contact_id LIMIT ?",
+            (before, limit),
+        )
+        return [tuple(r) for r in rows]  # type: ignore[misc]
+
+    def clear_deadlines(self, segment_id: str) -> None:
+        """Drop a segment's deadlines."""
+        self.conn.execute("DELETE FROM deadlines WHERE segment_id = ?", (segment_id,))
+
+    def next_deadline(self) -> int | None:
+        """The earliest deadline."""
+        return self.conn.execute("SELECT min(due) FROM deadlines").fetchone()[0]
+
+    def add_contacts(self, contact_ids: Sequence[str]) -> None:
+        """Remember contacts (ignores those already known)."""
+        self.conn.executemany(
+            "INSERT OR IGNORE INTO contacts VALUES (?)", ((c,) for c in contact_ids)
+        )
+
+    def contacts(self) -> list[str]:
+        """Every known contact."""
+        return [r[0] for r in self.conn.execute("SELECT contact_id FROM contacts")]
+
+
+class SQLiteProjectionStore:
+    """The membership projection in one SQLite file."""
+
+    def __init__(self, path: str | Path, *, durability: str = "process") -> None:
+        self._connections = Connections(path, durability=durability)
+        self.path = self._connections.path
+        with self._connections.write() as conn:
+            create_schema(sqlite_utils.Database(conn))
+
+    @contextmanager
+    def session(self) -> Iterator[SQLiteProjectionSession]:
+        """A write transaction (the only writer while it lasts)."""
+        with self._connections.write() as conn:
+            yield SQLiteProjectionSession(conn)
+
+    def _conn(self) -> sqlite3.Connection:
+        return self._connections.get()
+
+    def definitions(self) -> list[DefinitionRecord]:
+        """Every kept segment definition event, in log order."""
+        rows = self._conn().execute(
+            "SELECT position, stream, type, recorded_at, data FROM segment_definitions"
+            " ORDER BY position"
+        )
+        return [DefinitionRecord(p, s, t, r, json.loads(d)) for p, s, t, r, d in rows]
+
+    def checkpoint(self) -> tuple[int, int]:
+        """(position, instant) last committed."""
+        return read_checkpoint(self._conn(), NAME)
+
+    def next_deadline(self) -> int | None:
+        """The earliest deadline."""
+        return self._conn().execute("SELECT min(due) FROM deadlines").fetchone()[0]
+
+    def definitions_position(self) -> int:
+        """The position of the newest kept definition event, 0 if none."""
+        row = self._conn().execute("SELECT max(position) FROM segment_definitions").fetchone()
+        return row[0] or 0
+
+    def contacts(self) -> list[str]:
+        """Every known contact."""
+        return [r[0] for r in self._conn().execute("SELECT contact_id FROM contacts")]
+
+    def member_page(self, segment_id: str, after: str | None, limit: int) -> list[tuple[str, int]]:
+        """Current members (contact_id, since) in contact order, after a cursor."""
+        rows = self._conn().execute(
+            "SELECT contact_id, since FROM members WHERE segment_id = ? AND contact_id > ?"
+            " ORDER BY contact_id LIMIT ?",
+            (segment_id, after or "", limit),
+        )
+        return [tuple(r) for r in rows]  # type: ignore[misc]
+
+    def member_count(self, segment_id: str) -> int:
+        """How many members a segment has now."""
+        return (
+            self._conn()
+            .execute("SELECT count(*) FROM members WHERE segment_id = ?", (segment_id,))
+            .fetchone()[0]
+        )
+
+    def is_member(self, segment_id: str, contact_id: str) -> bool:
+        """Whether a contact is a member now."""
+        return SQLiteProjectionSession(self._conn()).is_member(segment_id, contact_id)
+
+    def contact_segments(self, contact_id: str) -> list[tuple[str, int]]:
+        """(segment_id, since) of the segments a contact is in now."""
+        rows = self._conn().execute(
+            "SELECT segment_id, since FROM members WHERE contact_id = ? ORDER BY segment_id",
+            (contact_id,),
+        )
+        return [tuple(r) for r in rows]  # type: ignore[misc]
+
+    def deadline(self, segment_id: str, contact_id: str) -> int | None:
+        """A contact's deadline in a segment."""
+        return SQLiteProjectionSession(self._conn()).deadline(segment_id, contact_id)
+
+    def transition_page(
+        self, segment_id: str, contact_id: str | None, after: int, limit: int
+    ) -> list[TransitionRecord]:
+        """A segment's transitions in order of id, optionally for one contact."""
+        sql = f"SELECT {_TRANSITION_COLUMNS} FROM transitions WHERE segment_id = ? AND id > ?"
+        params: list = [segment_id, after]
+        if contact_id is not None:
+            sql += " AND contact_id = ?"
+            params.append(contact_id)
+        rows = self._conn().execute(sql + " ORDER BY id LIMIT ?", (*params, limit))
+        return [_transition(r) for r in rows]
+
+    def all_transitions(self) -> Iterator[TransitionRecord]:
+        """Every transition, in a canonical order (ids aside)."""
+        rows = self._conn().execute(
+            f"SELECT {_TRANSITION_COLUMNS} FROM transitions"
+            " ORDER BY segment_id, contact_id, at, kind"
+        )
+        for row in rows:
+            yield _transition(row)
+
+    def all_members(self) -> Iterator[tuple[str, str, int]]:
+        """Every (segment_id, contact_id, since), in a canonical order."""
+        yield from self._conn().execute(
+            "SELECT segment_id, contact_id, since FROM members ORDER BY segment_id, contact_id"
+        )
+
+    def reset(self) -> None:
+        """Drop everything the projection holds, checkpoint included."""
+        with self._connections.write() as conn:
+            for table in TABLES:
+                conn.execute(f"DROP TABLE IF EXISTS {table}")
+            conn.execute("DELETE FROM projection_checkpoints WHERE name = ?", (NAME,))
+            create_schema(sqlite_utils.Database(conn))
+
+    def close(self) -> None:
+        """Release connections."""
+        self._connections.close()

@@ -1,0 +1,234 @@
+"""The live projection equals a replay of the log, and both equal membership as RULES.md
+defines it, checked second by second by brute force."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from engine.history import Event
+from engine.projector import Projector
+from engine.segments import (
+    MEMBERS_ADDED,
+    MEMBERS_REMOVED,
+    SEGMENT_DEFINED,
+    SEGMENT_RULE_CHANGED,
+)
+from eventstore.interface import NewEvent
+from eventstore.sqlite import SQLiteEventStore
+from eventstore.sqlite_projection import SQLiteProjectionStore
+from grammar import ast as a
+from grammar.serialize import to_json
+from tests.engine import reference
+from tests.engine.strategies import BASE, PAYLOADS, SECOND, TYPES, leaves, rules
+
+CONTACTS = ("c1", "c2", "c3")
+
+
+class Clock:
+    def __init__(self, now: int) -> None:
+        self.now = now
+
+    def __call__(self) -> int:
+        return self.now
+
+
+@dataclass
+class Scenario:
+    steps: list[tuple] = field(default_factory=list)
+
+
+def _with_reference(rule_strategy: st.SearchStrategy, refs: list[str]) -> st.SearchStrategy:
+    if not refs:
+        return rule_strategy
+    ref = st.sampled_from(refs).map(a.InSegment)
+    return st.one_of(
+        rule_strategy,
+        st.builds(lambda r, s: a.And((r, s)), rule_strategy, ref),
+        st.builds(lambda r, s: a.Or((a.Not(s), r)), rule_strategy, ref),
+    )
+
+
+@st.composite
+def scenarios(draw: st.DrawFn) -> Scenario:
+    steps: list[tuple] = []
+    dynamic: list[str] = []
+    static: list[str] = []
+    n = 0
+    for _ in range(draw(st.integers(4, 18))):
+        kind = draw(
+            st.sampled_from(["events", "events", "events", "define", "change", "static", "edit", "tick"])
+        )
+        wait = draw(st.sampled_from([0, 0, 1, 2, 5, 13]))
+        if kind == "events":
+            batch = []
+            for _ in range(draw(st.integers(1, 3))):
+                event_type = draw(st.sampled_from(TYPES))
+                batch.append(
+                    (
+                        draw(st.sampled_from(CONTACTS)),
+                        event_type,
+                        draw(st.integers(-20, 3)),  # seconds from now: late, on time, future
+                        draw(PAYLOADS[event_type]),
+                    )
+                )
+            steps.append(("events", wait, batch, draw(st.booleans())))
+        elif kind == "define" or (kind == "change" and not dynamic):
+            n += 1
+            name = f"s{n}"
+            rule = draw(_with_reference(rules if n % 2 else leaves, dynamic))
+            steps.append(("define", wait, name, rule))
+            dynamic.append(name)
+        elif kind == "change":
+            name = draw(st.sampled_from(dynamic))
+            earlier = dynamic[: dynamic.index(name)]
+            steps.append(("change", wait, name, draw(_with_reference(leaves, earlier))))
+        elif kind == "static" or (kind == "edit" and not static):
+            n += 1
+            steps.append(("static", wait, f"l{n}"))
+            static.append(f"l{n}")
+        elif kind == "edit":
+            steps.append(
+                (
+                    "edit",
+                    wait,
+                    draw(st.sampled_from(static)),
+                    draw(st.booleans()),
+                    draw(st.lists(st.sampled_from(CONTACTS), min_size=1, max_size=2, unique=True)),
+                )
+            )
+        else:
+            steps.append(("tick", wait))
+    return Scenario(steps)
+
+
+def definition(name: str, rule: a.Condition) -> dict:
+    return {
+        "name": name,
+        "kind": "dynamic",
+        "rule": name,
+        "ast": to_json(rule),
+        "references": {r: r for r in a.segment_refs(rule)},
+    }
+
+
+def run_live(scenario: Scenario, path) -> tuple[SQLiteEventStore, SQLiteProjectionStore, int]:
+    clock = Clock(BASE)
+    log = SQLiteEventStore(path / "log.db", clock)
+    projection = SQLiteProjectionStore(path / "log.db")
+    projector = Projector(log, projection, page_size=4)
+    ids = iter(range(1, 10_000))
+    for step in scenario.steps:
+        clock.now += step[1] * SECOND
+        if step[0] == "events":
+            _, _, batch, sync = step
+            log.append(
+                [
+                    NewEvent(
+                        f"e{next(ids)}",
+                        "contact:" + contact,
+                        event_type,
+                        data,
+                        clock.now + offset * SECOND,
+                    )
+                    for contact, event_type, offset, data in batch
+                ]
+            )
+            if sync:
+                projector.advance(clock.now)
+        elif step[0] == "define":
+            _, _, name, rule = step
+            log.append([NewEvent(f"d{next(ids)}", f"segment:{name}", SEGMENT_DEFINED, definition(name, rule))])
+            projector.advance(clock.now)
+        elif step[0] == "change":
+            _, _, name, rule = step
+            data = definition(name, rule)
+            log.append([NewEvent(f"d{next(ids)}", f"segment:{name}", SEGMENT_RULE_CHANGED, data)])
+            projector.advance(clock.now)
+        elif step[0] == "static":
+            _, _, name = step
+            data = {"name": name, "kind": "static"}
+            log.append([NewEvent(f"d{next(ids)}", f"segment:{name}", SEGMENT_DEFINED, data)])
+        elif step[0] == "edit":
+            _, _, name, add, contacts = step
+            kind = MEMBERS_ADDED if add else MEMBERS_REMOVED
+            log.append([NewEvent(f"d{next(ids)}", f"segment:{name}", kind, {"contacts": contacts})])
+        else:
+            projector.advance(clock.now)
+    clock.now += 60 * SECOND
+    projector.advance(clock.now)
+    return log, projection, clock.now
+
+
+def brute_force(log: SQLiteEventStore, end: int) -> dict[tuple[str, str], list[tuple[str, int]]]:
+    """Change points of membership, second by second, straight from the log."""
+    entries = list(log.read())
+    versions: dict[str, list[tuple[int, a.Condition | None]]] = {}
+    edits: dict[str, list] = {}
+    events: dict[str, list[Event]] = {c: [] for c in CONTACTS}
+    from grammar.serialize import from_json
+
+    for e in entries:
+        if e.stream.startswith("segment:"):
+            sid = e.stream[len("segment:") :]
+            if e.type in (SEGMENT_DEFINED, SEGMENT_RULE_CHANGED):
+                rule = from_json(e.data["ast"]) if e.data.get("kind", "dynamic") == "dynamic" else None
+                versions.setdefault(sid, []).append((e.recorded_at, rule))
+            else:
+                edits.setdefault(sid, []).append(e)
+        else:
+            c = e.stream[len("contact:") :]
+            events[c].append(Event(e.position, e.event_id, e.type, e.occurred_at, e.recorded_at, e.data))
+
+    def member(sid: str, contact: str, t: int) -> bool:
+        defs = [v for v in versions[sid] if v[0] <= t]
+        if not defs:
+            return False
+        rule = defs[-1][1]
+        if rule is None:
+            latest = None
+            for e in edits.get(sid, []):
+                if e.recorded_at <= t and contact in e.data["contacts"]:
+                    latest = e.type == MEMBERS_ADDED
+            return bool(latest)
+        known = [e for e in events[contact] if e.recorded_at <= t]
+        return reference.member(rule, known, t, lambda ref, at: member(ref, contact, at))
+
+    changes: dict[tuple[str, str], list[tuple[str, int]]] = {}
+    start = entries[0].recorded_at - SECOND if entries else BASE
+    for sid in versions:
+        for contact in CONTACTS:
+            state = False
+            for t in range(start, end + 1, SECOND):
+                now = member(sid, contact, t)
+                if now != state:
+                    changes.setdefault((sid, contact), []).append(("entered" if now else "exited", t))
+                    state = now
+    return changes
+
+
+def transitions_of(projection: SQLiteProjectionStore) -> list[tuple]:
+    return [
+        (t.segment_id, t.contact_id, t.kind, t.at, t.rule_version, t.cause)
+        for t in projection.all_transitions()
+    ]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(scenario=scenarios())
+def test_live_replay_and_definition_agree(tmp_path_factory, scenario):
+    path = tmp_path_factory.mktemp("live")
+    log, live, end = run_live(scenario, path)
+
+    scratch = SQLiteProjectionStore(path / "replay.db")
+    Projector(log, scratch).advance(end)
+    assert transitions_of(scratch) == transitions_of(live)
+    assert list(scratch.all_members()) == list(live.all_members())
+
+    expected = brute_force(log, end)
+    found: dict[tuple[str, str], list[tuple[str, int]]] = {}
+    for t in live.all_transitions():
+        found.setdefault((t.segment_id, t.contact_id), []).append((t.kind, t.at))
+    assert found == expected
