@@ -9,10 +9,9 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from grammar.serialize import from_json
-
 from engine.evaluate import Node, compile_rule
 from grammar import ast as a
+from grammar.serialize import from_json
 
 SEGMENT_DEFINED = "segment_defined"
 SEGMENT_RULE_CHANGED = "segment_rule_changed"

@@ -7,8 +7,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from grammar.errors import Problem
-
 from engine.asof import AsOfSegments
 from engine.errors import Conflict, InvalidInput, InvalidRule, NotFound, VersionMismatch
 from engine.evaluate import Explanation
@@ -33,6 +31,7 @@ from eventstore.interface import ConcurrencyError, EventStore, NewEvent, Receipt
 from eventstore.projection import ProjectionStore, TransitionRecord
 from grammar import RuleError, format_rule, parse, to_json
 from grammar import ast as a
+from grammar.errors import Problem
 
 DAY_MS = 86_400_000
 MAX_NAME = 200

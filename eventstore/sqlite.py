@@ -49,6 +49,8 @@ def create_schema(db: sqlite_utils.Database) -> None:
     )
     db["events"].create_index(["event_id"], unique=True, if_not_exists=True)
     db["events"].create_index(["stream", "version"], unique=True, if_not_exists=True)
+    # Whole-population questions read one type's events in a time range.
+    db["events"].create_index(["type", "occurred_at"], if_not_exists=True)
     for trigger in TRIGGERS:
         db.execute(trigger)
     create_checkpoint_table(db)

@@ -59,7 +59,9 @@ def scenarios(draw: st.DrawFn) -> Scenario:
     n = 0
     for _ in range(draw(st.integers(4, 18))):
         kind = draw(
-            st.sampled_from(["events", "events", "events", "define", "change", "static", "edit", "tick"])
+            st.sampled_from(
+                ["events", "events", "events", "define", "change", "static", "edit", "tick"]
+            )
         )
         wait = draw(st.sampled_from([0, 0, 1, 2, 5, 13]))
         if kind == "events":
@@ -140,7 +142,13 @@ def run_live(scenario: Scenario, path) -> tuple[SQLiteEventStore, SQLiteProjecti
                 projector.advance(clock.now)
         elif step[0] == "define":
             _, _, name, rule = step
-            log.append([NewEvent(f"d{next(ids)}", f"segment:{name}", SEGMENT_DEFINED, definition(name, rule))])
+            log.append(
+                [
+                    NewEvent(
+                        f"d{next(ids)}", f"segment:{name}", SEGMENT_DEFINED, definition(name, rule)
+                    )
+                ]
+            )
             projector.advance(clock.now)
         elif step[0] == "change":
             _, _, name, rule = step
@@ -174,13 +182,17 @@ def brute_force(log: SQLiteEventStore, end: int) -> dict[tuple[str, str], list[t
         if e.stream.startswith("segment:"):
             sid = e.stream[len("segment:") :]
             if e.type in (SEGMENT_DEFINED, SEGMENT_RULE_CHANGED):
-                rule = from_json(e.data["ast"]) if e.data.get("kind", "dynamic") == "dynamic" else None
+                rule = (
+                    from_json(e.data["ast"]) if e.data.get("kind", "dynamic") == "dynamic" else None
+                )
                 versions.setdefault(sid, []).append((e.recorded_at, rule))
             else:
                 edits.setdefault(sid, []).append(e)
         else:
             c = e.stream[len("contact:") :]
-            events[c].append(Event(e.position, e.event_id, e.type, e.occurred_at, e.recorded_at, e.data))
+            events[c].append(
+                Event(e.position, e.event_id, e.type, e.occurred_at, e.recorded_at, e.data)
+            )
 
     def member(sid: str, contact: str, t: int) -> bool:
         defs = [v for v in versions[sid] if v[0] <= t]
@@ -204,7 +216,9 @@ def brute_force(log: SQLiteEventStore, end: int) -> dict[tuple[str, str], list[t
             for t in range(start, end + 1, SECOND):
                 now = member(sid, contact, t)
                 if now != state:
-                    changes.setdefault((sid, contact), []).append(("entered" if now else "exited", t))
+                    changes.setdefault((sid, contact), []).append(
+                        ("entered" if now else "exited", t)
+                    )
                     state = now
     return changes
 

@@ -1,0 +1,298 @@
+"""Set-wise evaluation: a rule for every contact at once, at one instant.
+
+The per-contact evaluator (engine/evaluate.py) defines the meaning; this module reaches the
+same answers by asking the log a few set-wise questions (eventstore/population.py) and
+combining contact sets. It also gives, per contact, a lower bound on the next instant the
+answer can change (conservative: every instant at which any leaf could change), which the
+projector uses as a first deadline; the per-contact evaluator sharpens it when it fires.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from engine.evaluate import COUNT_TESTS, compile_filter, compile_value_test
+from engine.values import compare, instant_of, is_number
+from eventstore.population import EventRange, PopulationQueries
+from grammar import ast as a
+
+Bounds = dict[str, int]
+
+
+@dataclass
+class Answer:
+    """Who satisfies a condition (among existing contacts), and when each may change."""
+
+    members: set[str]
+    bounds: Bounds = field(default_factory=dict)
+
+
+class SegmentSets(Protocol):
+    """Members of another segment at the instant being evaluated."""
+
+    def answer(self, segment_id: str) -> Answer:
+        """The segment's members at that instant, and their deadlines."""
+        ...
+
+
+def _lower(bounds: Bounds, contact: str, instant: int) -> None:
+    current = bounds.get(contact)
+    if current is None or instant < current:
+        bounds[contact] = instant
+
+
+def _merge(answers: Iterable[Answer]) -> Bounds:
+    merged: Bounds = {}
+    for answer in answers:
+        if not merged:
+            merged = dict(answer.bounds)
+            continue
+        for contact, instant in answer.bounds.items():
+            _lower(merged, contact, instant)
+    return merged
+
+
+_JSON_SPECIAL = set('"\\/') | {chr(i) for i in range(32)}
+
+
+def required_texts(cond: a.Condition | None) -> tuple[str, ...]:
+    """Texts of which an event's raw JSON must contain one to pass a filter ((): no hint)."""
+    if cond is None:
+        return ()
+    if isinstance(cond, a.TextMatch):
+        texts: tuple[str, ...] = (cond.value,)
+    elif isinstance(cond, a.Compare) and cond.op is a.CompareOp.EQ and isinstance(cond.value, str):
+        texts = (cond.value,)
+    elif (
+        isinstance(cond, a.InList)
+        and not cond.negated
+        and all(isinstance(v, str) for v in cond.values)
+    ):
+        texts = tuple(str(v) for v in cond.values)
+    elif isinstance(cond, a.And):
+        hints = [required_texts(c) for c in cond.items]
+        texts = min((h for h in hints if h), key=len, default=())
+    elif isinstance(cond, a.Or):
+        hints = [required_texts(c) for c in cond.items]
+        texts = tuple(t for h in hints for t in h) if all(hints) else ()
+    else:
+        return ()
+    # Only texts that JSON writes as they are can be looked for in the raw data.
+    if any(not t or _JSON_SPECIAL & set(t) for t in texts):
+        return ()
+    return texts
+
+
+class SetEvaluator:
+    """Evaluates rules for a whole population at instant t, over events up to a position."""
+
+    def __init__(
+        self,
+        queries: PopulationQueries,
+        starts: Mapping[str, int],
+        t: int,
+        max_position: int,
+        segments: SegmentSets | None = None,
+        *,
+        bounds: bool = True,
+    ) -> None:
+        self.q = queries
+        self.t = t
+        self.max_position = max_position
+        self.segments = segments
+        self.want_bounds = bounds
+        self.starts = starts
+        self.existing = {c for c, start in starts.items() if start <= t}
+        self.not_yet = {c: start for c, start in starts.items() if start > t}
+        self._types: tuple[str, ...] | None = None
+
+    # ---- entry points ----
+
+    def members(self, rule: a.Condition) -> Answer:
+        """Membership by a rule: the contact exists at t and the rule holds."""
+        answer = self.evaluate(rule)
+        bounds = answer.bounds
+        for contact, start in self.not_yet.items():
+            _lower(bounds, contact, start)
+        return Answer(answer.members & self.existing, bounds)
+
+    def evaluate(self, node: a.Condition) -> Answer:
+        """Who among the existing contacts satisfies a condition at t."""
+        if isinstance(node, a.Not):
+            inner = self.evaluate(node.item)
+            return Answer(self.existing - inner.members, inner.bounds)
+        if isinstance(node, a.And):
+            parts = [self.evaluate(item) for item in node.items]
+            return Answer(set.intersection(*(p.members for p in parts)), _merge(parts))
+        if isinstance(node, a.Or):
+            parts = [self.evaluate(item) for item in node.items]
+            return Answer(set.union(*(p.members for p in parts)), _merge(parts))
+        if isinstance(node, a.InSegment):
+            if self.segments is None:
+                raise LookupError("no segment sets to evaluate `in segment`")
+            return self.segments.answer(node.segment)
+        if isinstance(node, a.EventCount):
+            return self._event_count(node)
+        if isinstance(node, a.Aggregate):
+            return self._aggregate(node)
+        if isinstance(node, a.Recency):
+            return self._recency(node)
+        return self._property(node)
+
+    # ---- events ----
+
+    def _range(self, selector: a.EventSelector, after: int | None, until: int | None) -> EventRange:
+        types = self._all_types() if selector.type is None else (selector.type,)
+        return EventRange(types, after, until, self.max_position, required_texts(selector.filter))
+
+    def _all_types(self) -> tuple[str, ...]:
+        if self._types is None:
+            self._types = tuple(self.q.event_types())
+        return self._types
+
+    def _per_contact(
+        self, selector: a.EventSelector, after: int | None, until: int | None
+    ) -> dict[str, list[Any]]:
+        """Per contact: [count, first instant, last instant] of matching events in a range."""
+        query = self._range(selector, after, until)
+        found: dict[str, list[Any]] = {}
+        if selector.filter is None:
+            for row in self.q.count_events(query):
+                found[row.contact_id] = [row.count, row.first, row.last]
+            return found
+        matches = compile_filter(selector.filter)
+        for event in self.q.events(query):
+            if not matches(event.data):
+                continue
+            entry = found.get(event.contact_id)
+            if entry is None:
+                found[event.contact_id] = [1, event.occurred_at, event.occurred_at]
+            else:
+                entry[0] += 1
+                entry[1] = min(entry[1], event.occurred_at)
+                entry[2] = max(entry[2], event.occurred_at)
+        return found
+
+    def _arrivals(self, selector: a.EventSelector, bounds: Bounds) -> None:
+        """Matching events dated after t will change things when their time comes."""
+        if self.want_bounds:
+            for contact, (_, first, _) in self._per_contact(selector, self.t, None).items():
+                _lower(bounds, contact, first)
+
+    def _split(
+        self, holds: Callable[[Any], bool], found: Mapping[str, Any], empty: Any
+    ) -> set[str]:
+        """Existing contacts for which `holds` is true, those absent from `found` given `empty`."""
+        if holds(empty):
+            return self.existing - {c for c, v in found.items() if not holds(v)}
+        return {c for c, v in found.items() if holds(v)} & self.existing
+
+    def _event_count(self, node: a.EventCount) -> Answer:
+        window = None if node.window is None else node.window.ms
+        after = None if window is None else self.t - window
+        found = self._per_contact(node.event, after, self.t)
+        test, k = COUNT_TESTS[node.count.op], node.count.n
+        members = self._split(lambda entry: test(entry[0], k), found, [0, None, None])
+        bounds: Bounds = {}
+        if self.want_bounds and window is not None:
+            bounds = {c: first + window for c, (_, first, _) in found.items()}
+        self._arrivals(node.event, bounds)
+        return Answer(members, bounds)
+
+    def _aggregate(self, node: a.Aggregate) -> Answer:
+        window = None if node.window is None else node.window.ms
+        after = None if window is None else self.t - window
+        query = self._range(node.event, after, self.t)
+        matches = None if node.event.filter is None else compile_filter(node.event.filter)
+        numbers: dict[str, list[float]] = {}
+        firsts: dict[str, int] = {}
+        for event in self.q.events(query):
+            if matches is not None and not matches(event.data):
+                continue
+            _lower(firsts, event.contact_id, event.occurred_at)
+            value = event.data.get(node.prop)
+            if is_number(value):
+                numbers.setdefault(event.contact_id, []).append(value)
+
+        def holds(values: list[float]) -> bool:
+            return compare(_aggregate(node.func, values), node.op, node.value)
+
+        members = self._split(holds, numbers, [])
+        bounds: Bounds = {}
+        if self.want_bounds and window is not None:
+            bounds = {c: first + window for c, first in firsts.items()}
+        self._arrivals(node.event, bounds)
+        return Answer(members, bounds)
+
+    def _recency(self, node: a.Recency) -> Answer:
+        n, t = node.duration.ms, self.t
+        bounds: Bounds = {}
+        if node.which is a.Which.LAST:
+            recent = self._per_contact(node.event, t - n, t)
+            if node.op is a.RecencyOp.WITHIN:
+                members = set(recent) & self.existing
+            else:
+                older = self._older_than(node.event, t - n)
+                members = (older - set(recent)) & self.existing
+            if self.want_bounds:
+                bounds = {c: last + n for c, (_, _, last) in recent.items()}
+        else:
+            ever = self._first_instants(node.event)
+            if node.op is a.RecencyOp.WITHIN:
+                members = {c for c, first in ever.items() if first > t - n}
+            else:
+                members = {c for c, first in ever.items() if first <= t - n}
+            members &= self.existing
+            if self.want_bounds:
+                bounds = {c: first + n for c, first in ever.items() if first + n > t}
+        self._arrivals(node.event, bounds)
+        return Answer(members, bounds)
+
+    def _older_than(self, selector: a.EventSelector, until: int) -> set[str]:
+        if selector.type is None and selector.filter is None:
+            return {c for c in self.existing if self._start(c) <= until}
+        return set(self._per_contact(selector, None, until))
+
+    def _first_instants(self, selector: a.EventSelector) -> dict[str, int]:
+        if selector.type is None and selector.filter is None:
+            return {c: self._start(c) for c in self.existing}
+        return {c: first for c, (_, first, _) in self._per_contact(selector, None, self.t).items()}
+
+    def _start(self, contact: str) -> int:
+        return self.starts[contact]
+
+    # ---- properties ----
+
+    def _property(self, node: a.Condition) -> Answer:
+        prop: str = node.prop  # type: ignore[union-attr]
+        test = compile_value_test(node)
+        values = dict(self.q.property_values(prop, self.t, self.max_position))
+        members = self._split(lambda v: test(v, self.t), values, None)
+        bounds: Bounds = {}
+        if self.want_bounds:
+            for contact, instant in self.q.property_changes_after(prop, self.t, self.max_position):
+                _lower(bounds, contact, instant)
+            if isinstance(node, a.Ago):
+                n = node.duration.ms
+                for contact, value in values.items():
+                    moment = instant_of(value)
+                    if moment is None:
+                        continue
+                    for instant in (moment, moment + n):
+                        if instant > self.t:
+                            _lower(bounds, contact, instant)
+        return Answer(members, bounds)
+
+
+def _aggregate(func: a.AggregateFunc, values: list[float]) -> float | None:
+    if func is a.AggregateFunc.TOTAL:
+        return sum(values)
+    if not values:
+        return None
+    if func is a.AggregateFunc.AVERAGE:
+        return sum(values) / len(values)
+    if func is a.AggregateFunc.MINIMUM:
+        return min(values)
+    return max(values)

@@ -1,0 +1,76 @@
+"""Whole-population questions: the small, backend-neutral queries the engine asks of the log.
+
+The engine decides what to ask (engine/population.py); each backend answers these queries
+with its own query language (eventstore/sqlite_population.py for SQLite).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class EventRange:
+    """Events of some types with after < occurred_at <= until and position <= max_position.
+
+    `types` None means every type; `after` None means no lower bound. `contains` lists texts
+    that a row's raw data must contain (any of them, ignoring ASCII case) to be returned:
+    a cheap pre-filter that may let through rows the caller then filters exactly.
+    """
+
+    types: tuple[str, ...] | None
+    after: int | None
+    until: int | None
+    max_position: int
+    contains: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class EventCountRow:
+    """Per contact: how many events of a range it has, and the earliest one's instant."""
+
+    contact_id: str
+    count: int
+    first: int
+    last: int
+
+
+@dataclass(frozen=True)
+class EventRow:
+    """One event of a range, with its data."""
+
+    contact_id: str
+    occurred_at: int
+    position: int
+    data: dict[str, Any]
+
+
+class PopulationQueries(Protocol):
+    """The questions a backend answers for set-wise evaluation."""
+
+    def count_events(self, query: EventRange) -> Iterator[EventCountRow]:
+        """Per contact with at least one event in the range: count, first and last instants."""
+        ...
+
+    def events(self, query: EventRange) -> Iterator[EventRow]:
+        """Every event in the range that passes the pre-filter."""
+        ...
+
+    def property_values(
+        self, prop: str, until: int, max_position: int
+    ) -> Iterator[tuple[str, Any]]:
+        """Per contact, the latest value (by occurred_at, then position) a `contact_updated`
+        event with occurred_at <= until gave the property; None for a value set to null."""
+        ...
+
+    def property_changes_after(
+        self, prop: str, after: int, max_position: int
+    ) -> Iterator[tuple[str, int]]:
+        """(contact, occurred_at) of `contact_updated` events dated after an instant that set it."""
+        ...
+
+    def event_types(self) -> Sequence[str]:
+        """Every event type in the log."""
+        ...

@@ -1,0 +1,82 @@
+"""Set-wise evaluation over SQLite gives the same members as the per-contact evaluator, and
+its deadlines never come after a real change."""
+
+from __future__ import annotations
+
+import itertools
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from engine.evaluate import Context, compile_rule, evaluate_member
+from engine.history import Event, History
+from engine.population import SetEvaluator, required_texts
+from eventstore.interface import NewEvent
+from eventstore.sqlite import SQLiteEventStore
+from eventstore.sqlite_population import SQLitePopulationQueries
+from grammar import ast as a
+from tests.engine import reference
+from tests.engine.strategies import BASE, SECOND, histories, interesting_instants, rules
+
+CONTACTS = ("ann", "bob", "cem", "dana")
+
+
+def _store(path, per_contact: dict[str, list[Event]]) -> SQLiteEventStore:
+    store = SQLiteEventStore(path, clock=lambda: BASE)
+    batch = [
+        NewEvent(f"{c}-{e.event_id}", "contact:" + c, e.type, e.data, e.occurred_at)
+        for c, events in per_contact.items()
+        for e in events
+    ]
+    if batch:
+        store.append(batch)
+    return store
+
+
+def _as_stored(store: SQLiteEventStore) -> dict[str, list[Event]]:
+    found: dict[str, list[Event]] = {c: [] for c in CONTACTS}
+    for s in store.read():
+        found[s.stream.split(":", 1)[1]].append(
+            Event(s.position, s.event_id, s.type, s.occurred_at, s.recorded_at, s.data)
+        )
+    return found
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    rule=rules,
+    groups=st.lists(histories(max_events=8), min_size=len(CONTACTS), max_size=len(CONTACTS)),
+    data=st.data(),
+)
+def test_set_wise_members_equal_per_contact_members(tmp_path_factory, rule, groups, data):
+    store = _store(
+        tmp_path_factory.mktemp("pop") / "log.db", dict(zip(CONTACTS, groups, strict=True))
+    )
+    per_contact = _as_stored(store)
+    every = list(itertools.chain.from_iterable(per_contact.values()))
+    t = data.draw(st.sampled_from(interesting_instants(rule, every)))
+    starts = {c: min(e.occurred_at for e in evs) for c, evs in per_contact.items() if evs}
+
+    answer = SetEvaluator(
+        SQLitePopulationQueries(store.connection), starts, t, store.last_position()
+    ).members(rule)
+
+    node = compile_rule(rule)
+    expected = {
+        c for c, evs in per_contact.items() if evaluate_member(node, Context(History(evs)), t)[0]
+    }
+    assert answer.members == expected
+    for c, evs in per_contact.items():
+        truth = reference.true_next_change(
+            lambda i, evs=evs: reference.member(rule, evs, i), t, BASE + 400 * SECOND
+        )
+        if truth is not None:
+            assert c in answer.bounds and t < answer.bounds[c] <= truth, c
+
+
+def test_the_prefilter_only_names_texts_json_writes_verbatim():
+    assert required_texts(a.TextMatch("url", a.TextOp.CONTAINS, "/pricing")) == ()
+    assert required_texts(a.TextMatch("url", a.TextOp.CONTAINS, "pricing")) == ("pricing",)
+    either = a.Or((a.Compare("form", a.CompareOp.EQ, "demo"), a.InList("form", ("a", "b"))))
+    assert required_texts(either) == ("demo", "a", "b")
+    assert required_texts(a.Or((either, a.Known("form", True)))) == ()
