@@ -7,11 +7,14 @@ is taken at the same T in the same way.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from engine.evaluate import Context, Explanation, Outcome, evaluate_member, explain_member
 from engine.history import History
+from engine.population import Answer, SetEvaluator
 from engine.segments import DYNAMIC, MEMBERS_ADDED, STATIC_EDIT_TYPES, Registry, Segment
+from eventstore.population import PopulationQueries
+from grammar import ast as a
 
 StaticEdits = Callable[[str], list]  # segment id -> its static-list edit events (StoredEvent)
 
@@ -72,3 +75,62 @@ class AsOfSegments:
             {**tree.details, "segment_id": segment_id, "rule_version": version.version},
             tree.children,
         )
+
+
+class AsOfSets:
+    """Members of any segment at T, set-wise: each segment by its rule version in force at T."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        queries: PopulationQueries,
+        starts: Mapping[str, int],
+        t: int,
+        max_position: int,
+        edits: StaticEdits,
+    ) -> None:
+        self.registry = registry
+        self.queries = queries
+        self.starts = starts
+        self.t = t
+        self.max_position = max_position
+        self.edits = edits
+        self._answers: dict[str, Answer] = {}
+
+    def answer(self, segment_id: str) -> Answer:
+        """The segment's members at T (no deadlines: nothing is projected from this)."""
+        found = self._answers.get(segment_id)
+        if found is None:
+            found = self._compute(segment_id)
+            self._answers[segment_id] = found
+        return found
+
+    def answer_rule(self, rule: a.Condition, references: Mapping[str, str]) -> set[str]:
+        """Who a rule (not saved as a segment) holds at T."""
+        evaluator = SetEvaluator(
+            self.queries, self.starts, self.t, self.max_position, self, bounds=False
+        )
+        return evaluator.members(rule, references).members
+
+    def _compute(self, segment_id: str) -> Answer:
+        segment = self.registry.get(segment_id)
+        if segment is None or (segment.archived_at is not None and segment.archived_at <= self.t):
+            return Answer(set())
+        if segment.kind != DYNAMIC:
+            return Answer(static_members(self.edits(segment_id), self.t))
+        version = segment.version_at(self.t)
+        assert version is not None
+        evaluator = SetEvaluator(
+            self.queries, self.starts, self.t, self.max_position, self, bounds=False
+        )
+        return evaluator.members(version.ast, version.references)
+
+
+def static_members(edits: list, t: int) -> set[str]:
+    """Every member of a static list at t."""
+    members: set[str] = set()
+    for e in edits:
+        if e.type in STATIC_EDIT_TYPES and e.occurred_at <= t:
+            contacts = set(e.data["contacts"])
+            members = members | contacts if e.type == MEMBERS_ADDED else members - contacts
+    return members

@@ -107,11 +107,16 @@ class SetEvaluator:
         self.existing = {c for c, start in starts.items() if start <= t}
         self.not_yet = {c: start for c, start in starts.items() if start > t}
         self._types: tuple[str, ...] | None = None
+        self._references: Mapping[str, str] = {}
 
     # ---- entry points ----
 
-    def members(self, rule: a.Condition) -> Answer:
-        """Membership by a rule: the contact exists at t and the rule holds."""
+    def members(self, rule: a.Condition, references: Mapping[str, str] | None = None) -> Answer:
+        """Membership by a rule: the contact exists at t and the rule holds.
+
+        `references` maps segment names as the rule writes them to segment ids.
+        """
+        self._references = references or {}
         answer = self.evaluate(rule)
         bounds = answer.bounds
         for contact, start in self.not_yet.items():
@@ -132,7 +137,7 @@ class SetEvaluator:
         if isinstance(node, a.InSegment):
             if self.segments is None:
                 raise LookupError("no segment sets to evaluate `in segment`")
-            return self.segments.answer(node.segment)
+            return self.segments.answer(self._references.get(node.segment, node.segment))
         if isinstance(node, a.EventCount):
             return self._event_count(node)
         if isinstance(node, a.Aggregate):

@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 
 from engine.evaluate import Context, Explanation, Outcome, evaluate_member
 from engine.history import CONTACT_UPDATED, Event, History
+from engine.population import Answer, SetEvaluator
 from engine.segments import (
     DEFINITION_TYPES,
     DYNAMIC,
@@ -130,6 +131,22 @@ class SessionSegments:
 
     def explain(self, segment_id: str, t: int) -> Explanation:  # pragma: no cover - live only
         raise NotImplementedError("explanations are computed as of an instant, see engine.asof")
+
+
+class ProjectedSegments:
+    """Other segments' members and deadlines at the instant being applied, as projected."""
+
+    def __init__(self, session: ProjectionSession, registry: Registry, t: int) -> None:
+        self.session = session
+        self.registry = registry
+        self.t = t
+
+    def answer(self, segment_id: str) -> Answer:
+        """A referenced segment's members now, with their deadlines."""
+        segment = self.registry.get(segment_id)
+        if segment is None or not segment.active_at(self.t):
+            return Answer(set())
+        return Answer(self.session.member_set(segment_id), self.session.deadlines_of(segment_id))
 
 
 class Histories:
@@ -327,7 +344,9 @@ class Projector:
                 arrived.setdefault(contact, []).append(to_event(e))
                 kinds[e.position] = "event"
         if arrived:
-            session.add_contacts(list(arrived))
+            session.add_contacts(
+                [(c, min(e.occurred_at for e in evs)) for c, evs in arrived.items()]
+            )
         upto = entries[-1].position
         histories = {c: self._histories.extend(c, evs, upto) for c, evs in arrived.items()}
 
@@ -374,14 +393,28 @@ class Projector:
         upto: int,
         kinds: dict[int, str],
     ) -> None:
-        """A segment created or changed at r (or one it refers to): every contact, at r."""
+        """A segment created or changed at r (or one it refers to): every contact, at r,
+        set-wise; then the contacts whose membership changes are settled one by one."""
+        version = segment.current
+        assert version is not None
+        evaluator = SetEvaluator(
+            self.log.population(),
+            session.contact_starts(),
+            r,
+            upto,
+            ProjectedSegments(session, self.registry, r),
+        )
+        answer = evaluator.members(version.ast, version.references)
+        current = session.member_set(segment.id)
         reads = self._reads_of(segment)
         by_contact = {t.contact: t for t in touched}
-        for contact in session.contacts():
+        earlier = {c for s, c in self._transitions_at(session, r) if s == segment.id}
+        for contact in sorted((answer.members ^ current) | earlier):
             t = by_contact.get(contact)
-            history = t.history if t else self._histories.get(contact, upto)
             causes = t.causes(reads) if t else []
-            self._evaluate(session, segment, contact, history, r, max([position, *causes]), kinds)
+            value = contact in answer.members
+            self._settle(session, segment, contact, r, value, max([position, *causes]), kinds)
+        session.replace_deadlines(segment.id, answer.bounds)
 
     def _archive(self, session: ProjectionSession, segment: Segment, r: int, position: int) -> None:
         for contact in session.members(segment.id):

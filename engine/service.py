@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.asof import AsOfSegments
+from engine.asof import AsOfSegments, AsOfSets
 from engine.errors import Conflict, InvalidInput, InvalidRule, NotFound, VersionMismatch
 from engine.evaluate import Explanation
 from engine.history import CONTACT_UPDATED, History
@@ -282,14 +282,8 @@ class Service:
         """How many contacts a rule would hold at an instant, and a few of them; saves nothing."""
         checked = self.check_rule(rule)
         t = self.clock() if at is None else at
-        probe = _probe_segment(checked, t)
-        count, chosen = 0, []
-        for contact, member in self._everyone_at(probe, t):
-            if member:
-                count += 1
-                if len(chosen) < sample:
-                    chosen.append(contact)
-        return count, chosen
+        members = self._sets_at(t).answer_rule(checked.ast, checked.references)
+        return len(members), sorted(members)[:sample]
 
     def members(
         self, segment_id: str, at: int | None = None, after: str | None = None, limit: int = 100
@@ -301,7 +295,7 @@ class Service:
             rows = self.projection.member_page(segment_id, after, limit + 1)
             page = [Member(c, since) for c, since in rows]
         else:
-            found = sorted(c for c, m in self._everyone_at(segment, at) if m)
+            found = sorted(self._sets_at(at).answer(segment.id).members)
             page = [Member(c) for c in found if after is None or c > after][: limit + 1]
         more = len(page) > limit
         page = page[:limit]
@@ -366,14 +360,18 @@ class Service:
     def _edits(self, segment_id: str) -> list[StoredEvent]:
         return self.log.read_stream(segment_stream(segment_id))
 
-    def _everyone_at(self, segment: Segment, t: int) -> Iterator[tuple[str, bool]]:
-        registry = self.registry
-        if segment.id not in registry.segments:
-            registry = Registry([*registry.segments.values(), segment])
+    def _sets_at(self, t: int) -> AsOfSets:
+        """Set-wise membership at T over every event known now."""
         self.catch_up()
-        for contact in self.projection.contacts():
-            asof = AsOfSegments(registry, self._history(contact), self._edits, contact)
-            yield contact, asof.membership(segment.id, t)[0]
+        position, _ = self.projection.checkpoint()
+        return AsOfSets(
+            self.registry,
+            self.log.population(),
+            self.projection.contact_starts(),
+            t,
+            position,
+            self._edits,
+        )
 
 
 def _rule_data(checked: CheckedRule) -> dict[str, Any]:

@@ -11,6 +11,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from eventstore.population import PopulationQueries
+
 
 @dataclass(frozen=True)
 class NewEvent:
@@ -115,6 +117,10 @@ class EventStore(Protocol):
 
     def projection_transaction(self, projection: str) -> AbstractContextManager[Checkpoint]:
         """A write transaction in which a projection changes its tables and its checkpoint."""
+        ...
+
+    def population(self) -> PopulationQueries:
+        """The set-wise questions this backend answers (engine/population.py asks them)."""
         ...
 
     def close(self) -> None:

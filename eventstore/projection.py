@@ -119,12 +119,28 @@ class ProjectionSession(Protocol):
         """The earliest deadline."""
         ...
 
-    def add_contacts(self, contact_ids: Sequence[str]) -> None:
-        """Remember contacts (ignores those already known)."""
+    def add_contacts(self, starts: Sequence[tuple[str, int]]) -> None:
+        """Remember contacts and the earliest instant each exists from (the minimum wins)."""
         ...
 
     def contacts(self) -> list[str]:
         """Every known contact."""
+        ...
+
+    def contact_starts(self) -> dict[str, int]:
+        """Every known contact and the instant it exists from."""
+        ...
+
+    def member_set(self, segment_id: str) -> set[str]:
+        """Every current member."""
+        ...
+
+    def deadlines_of(self, segment_id: str) -> dict[str, int]:
+        """Every contact's deadline in a segment."""
+        ...
+
+    def replace_deadlines(self, segment_id: str, deadlines: dict[str, int]) -> None:
+        """Set every deadline of a segment at once."""
         ...
 
 
@@ -153,6 +169,10 @@ class ProjectionStore(Protocol):
 
     def contacts(self) -> list[str]:
         """Every known contact."""
+        ...
+
+    def contact_starts(self) -> dict[str, int]:
+        """Every known contact and the instant it exists from."""
         ...
 
     def member_page(self, segment_id: str, after: str | None, limit: int) -> list[tuple[str, int]]:

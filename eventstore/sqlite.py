@@ -21,6 +21,7 @@ from eventstore.interface import (
     Receipt,
     StoredEvent,
 )
+from eventstore.sqlite_population import SQLitePopulationQueries
 
 TRIGGERS = (
     "CREATE TRIGGER IF NOT EXISTS events_are_immutable BEFORE UPDATE ON events BEGIN"
@@ -123,6 +124,10 @@ class SQLiteEventStore:
         """A write transaction for a projection's tables and its checkpoint."""
         with self._write() as conn:
             yield SQLiteTransaction(conn, projection)
+
+    def population(self) -> SQLitePopulationQueries:
+        """Set-wise questions over this log."""
+        return SQLitePopulationQueries(self.connection)
 
     def close(self) -> None:
         """Close every connection this store opened."""

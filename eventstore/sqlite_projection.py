@@ -50,7 +50,10 @@ def create_schema(db: sqlite_utils.Database) -> None:
         " due INTEGER NOT NULL, PRIMARY KEY (segment_id, contact_id)) WITHOUT ROWID"
     )
     db["deadlines"].create_index(["due"], if_not_exists=True)
-    db.execute("CREATE TABLE IF NOT EXISTS contacts (contact_id TEXT PRIMARY KEY) WITHOUT ROWID")
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS contacts (contact_id TEXT PRIMARY KEY,"
+        " exists_from INTEGER NOT NULL) WITHOUT ROWID"
+    )
     db["segment_definitions"].create(
         {"position": int, "stream": str, "type": str, "recorded_at": int, "data": str},
         pk="position",
@@ -199,15 +202,43 @@ class SQLiteProjectionSession(SQLiteTransaction):
         """The earliest deadline."""
         return self.conn.execute("SELECT min(due) FROM deadlines").fetchone()[0]
 
-    def add_contacts(self, contact_ids: Sequence[str]) -> None:
-        """Remember contacts (ignores those already known)."""
+    def add_contacts(self, starts: Sequence[tuple[str, int]]) -> None:
+        """Remember contacts and the earliest instant each exists from (the minimum wins)."""
         self.conn.executemany(
-            "INSERT OR IGNORE INTO contacts VALUES (?)", ((c,) for c in contact_ids)
+            "INSERT INTO contacts VALUES (?, ?) ON CONFLICT (contact_id)"
+            " DO UPDATE SET exists_from = min(exists_from, excluded.exists_from)",
+            starts,
         )
 
     def contacts(self) -> list[str]:
         """Every known contact."""
         return [r[0] for r in self.conn.execute("SELECT contact_id FROM contacts")]
+
+    def contact_starts(self) -> dict[str, int]:
+        """Every known contact and the instant it exists from."""
+        return dict(self.conn.execute("SELECT contact_id, exists_from FROM contacts"))
+
+    def member_set(self, segment_id: str) -> set[str]:
+        """Every current member."""
+        rows = self.conn.execute(
+            "SELECT contact_id FROM members WHERE segment_id = ?", (segment_id,)
+        )
+        return {r[0] for r in rows}
+
+    def deadlines_of(self, segment_id: str) -> dict[str, int]:
+        """Every contact's deadline in a segment."""
+        rows = self.conn.execute(
+            "SELECT contact_id, due FROM deadlines WHERE segment_id = ?", (segment_id,)
+        )
+        return dict(rows)
+
+    def replace_deadlines(self, segment_id: str, deadlines: dict[str, int]) -> None:
+        """Set every deadline of a segment at once."""
+        self.clear_deadlines(segment_id)
+        self.conn.executemany(
+            "INSERT INTO deadlines VALUES (?, ?, ?)",
+            ((segment_id, contact, due) for contact, due in deadlines.items()),
+        )
 
 
 class SQLiteProjectionStore:
@@ -252,6 +283,10 @@ class SQLiteProjectionStore:
     def contacts(self) -> list[str]:
         """Every known contact."""
         return [r[0] for r in self._conn().execute("SELECT contact_id FROM contacts")]
+
+    def contact_starts(self) -> dict[str, int]:
+        """Every known contact and the instant it exists from."""
+        return dict(self._conn().execute("SELECT contact_id, exists_from FROM contacts"))
 
     def member_page(self, segment_id: str, after: str | None, limit: int) -> list[tuple[str, int]]:
         """Current members (contact_id, since) in contact order, after a cursor."""
