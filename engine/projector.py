@@ -103,6 +103,16 @@ class Touched:
             and not any(e.occurred_at < r and e.recorded_at < r for e in history.events)
         )
         self.visible = [e for e in events if e.occurred_at <= r]
+        arrived = {e.position for e in events}
+        before = [e.occurred_at for e in history.events if e.position not in arrived]
+        # An event dated before everything else moves the instant the contact exists from.
+        self.moves_start = bool(events) and (
+            not before or min(e.occurred_at for e in events) < min(before)
+        )
+
+    def touches(self, reads: Reads) -> bool:
+        """Whether the new entries can change the segment's value or deadline for the contact."""
+        return self.moves_start or any(reads.affected_by(e) for e in self.events)
 
     def causes(self, reads: Reads) -> list[int]:
         """Positions of this instant's entries that bear on a segment for this contact."""
@@ -379,7 +389,7 @@ class Projector:
                 continue
             for t in touched:
                 causes = t.causes(reads)
-                if causes or any(reads.affected_by(e) for e in t.events):
+                if causes or t.touches(reads):
                     cause = max(causes, default=None)
                     self._evaluate(session, segment, t.contact, t.history, r, cause, kinds)
 
@@ -483,8 +493,8 @@ class Projector:
         if value == member:
             if earlier is not None and cause is not None and (earlier.cause.position or 0) < cause:
                 new_cause = Cause(kinds[cause], cause)
-                session.set_cause(earlier.id, new_cause)  # type: ignore[arg-type]
-                at_t[key] = replace(earlier, cause=new_cause)
+                session.revise_transition(earlier.id, new_cause, segment.version)  # type: ignore[arg-type]
+                at_t[key] = replace(earlier, cause=new_cause, rule_version=segment.version)
             return
         if earlier is not None:
             # The instant took back its own change: the contact is where it was before t.

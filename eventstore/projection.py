@@ -87,8 +87,8 @@ class ProjectionSession(Protocol):
         """Remove a transition undone within the same instant."""
         ...
 
-    def set_cause(self, transition_id: int, cause: Cause) -> None:
-        """Change a transition's cause (a later entry of the same instant)."""
+    def revise_transition(self, transition_id: int, cause: Cause, rule_version: int) -> None:
+        """Give a transition a later cause of the same instant (and the rule then in force)."""
         ...
 
     def transitions_at(self, instant: int) -> list[TransitionRecord]:

@@ -142,11 +142,12 @@ class SQLiteProjectionSession(SQLiteTransaction):
         """Remove a transition undone within the same instant."""
         self.conn.execute("DELETE FROM transitions WHERE id = ?", (transition_id,))
 
-    def set_cause(self, transition_id: int, cause: Cause) -> None:
-        """Change a transition's cause."""
+    def revise_transition(self, transition_id: int, cause: Cause, rule_version: int) -> None:
+        """Give a transition a later cause of the same instant (and the rule then in force)."""
         self.conn.execute(
-            "UPDATE transitions SET cause_kind = ?, cause_position = ? WHERE id = ?",
-            (cause.kind, cause.position, transition_id),
+            "UPDATE transitions SET cause_kind = ?, cause_position = ?, rule_version = ?"
+            " WHERE id = ?",
+            (cause.kind, cause.position, rule_version, transition_id),
         )
 
     def transitions_at(self, instant: int) -> list[TransitionRecord]:

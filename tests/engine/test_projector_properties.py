@@ -13,6 +13,7 @@ from engine.projector import Projector
 from engine.segments import (
     MEMBERS_ADDED,
     MEMBERS_REMOVED,
+    SEGMENT_ARCHIVED,
     SEGMENT_DEFINED,
     SEGMENT_RULE_CHANGED,
 )
@@ -56,11 +57,27 @@ def scenarios(draw: st.DrawFn) -> Scenario:
     steps: list[tuple] = []
     dynamic: list[str] = []
     static: list[str] = []
+    archived: set[str] = set()
+    uses: dict[str, set[str]] = {}  # segment -> segments its current rule refers to
+
+    def live(names: list[str]) -> list[str]:
+        return [x for x in names if x not in archived]
+
     n = 0
     for _ in range(draw(st.integers(4, 18))):
         kind = draw(
             st.sampled_from(
-                ["events", "events", "events", "define", "change", "static", "edit", "tick"]
+                [
+                    "events",
+                    "events",
+                    "events",
+                    "define",
+                    "change",
+                    "static",
+                    "edit",
+                    "tick",
+                    "archive",
+                ]
             )
         )
         wait = draw(st.sampled_from([0, 0, 1, 2, 5, 13]))
@@ -77,17 +94,21 @@ def scenarios(draw: st.DrawFn) -> Scenario:
                     )
                 )
             steps.append(("events", wait, batch, draw(st.booleans())))
-        elif kind == "define" or (kind == "change" and not dynamic):
+        elif kind == "define" or (kind == "change" and not live(dynamic)):
             n += 1
             name = f"s{n}"
-            rule = draw(_with_reference(rules if n % 2 else leaves, dynamic))
+            rule = draw(_with_reference(rules if n % 2 else leaves, live(dynamic + static)))
             steps.append(("define", wait, name, rule))
             dynamic.append(name)
+            uses[name] = set(a.segment_refs(rule))
         elif kind == "change":
-            name = draw(st.sampled_from(dynamic))
-            earlier = dynamic[: dynamic.index(name)]
-            steps.append(("change", wait, name, draw(_with_reference(leaves, earlier))))
-        elif kind == "static" or (kind == "edit" and not static):
+            name = draw(st.sampled_from(live(dynamic)))
+            earlier = [x for x in live(dynamic + static) if x < name or x.startswith("l")]
+            earlier = [x for x in earlier if name not in _closure(x, uses)]
+            rule = draw(_with_reference(leaves, earlier))
+            steps.append(("change", wait, name, rule))
+            uses[name] = set(a.segment_refs(rule))
+        elif kind == "static" or (kind == "edit" and not live(static)):
             n += 1
             steps.append(("static", wait, f"l{n}"))
             static.append(f"l{n}")
@@ -96,14 +117,34 @@ def scenarios(draw: st.DrawFn) -> Scenario:
                 (
                     "edit",
                     wait,
-                    draw(st.sampled_from(static)),
+                    draw(st.sampled_from(live(static))),
                     draw(st.booleans()),
                     draw(st.lists(st.sampled_from(CONTACTS), min_size=1, max_size=2, unique=True)),
                 )
             )
+        elif kind == "archive":
+            unused = [
+                x
+                for x in live(dynamic + static)
+                if not any(x in uses.get(y, ()) for y in live(dynamic))
+            ]
+            if unused:
+                name = draw(st.sampled_from(unused))
+                archived.add(name)
+                steps.append(("archive", wait, name))
         else:
             steps.append(("tick", wait))
     return Scenario(steps)
+
+
+def _closure(name: str, uses: dict[str, set[str]]) -> set[str]:
+    seen, stack = set(), [name]
+    while stack:
+        x = stack.pop()
+        if x not in seen:
+            seen.add(x)
+            stack.extend(uses.get(x, ()))
+    return seen
 
 
 def definition(name: str, rule: a.Condition) -> dict:
@@ -163,6 +204,9 @@ def run_live(scenario: Scenario, path) -> tuple[SQLiteEventStore, SQLiteProjecti
             _, _, name, add, contacts = step
             kind = MEMBERS_ADDED if add else MEMBERS_REMOVED
             log.append([NewEvent(f"d{next(ids)}", f"segment:{name}", kind, {"contacts": contacts})])
+        elif step[0] == "archive":
+            _, _, name = step
+            log.append([NewEvent(f"d{next(ids)}", f"segment:{name}", SEGMENT_ARCHIVED, {})])
         else:
             projector.advance(clock.now)
     clock.now += 60 * SECOND
@@ -175,6 +219,7 @@ def brute_force(log: SQLiteEventStore, end: int) -> dict[tuple[str, str], list[t
     entries = list(log.read())
     versions: dict[str, list[tuple[int, a.Condition | None]]] = {}
     edits: dict[str, list] = {}
+    archived: dict[str, int] = {}
     events: dict[str, list[Event]] = {c: [] for c in CONTACTS}
     from grammar.serialize import from_json
 
@@ -186,6 +231,8 @@ def brute_force(log: SQLiteEventStore, end: int) -> dict[tuple[str, str], list[t
                     from_json(e.data["ast"]) if e.data.get("kind", "dynamic") == "dynamic" else None
                 )
                 versions.setdefault(sid, []).append((e.recorded_at, rule))
+            elif e.type == SEGMENT_ARCHIVED:
+                archived[sid] = e.recorded_at
             else:
                 edits.setdefault(sid, []).append(e)
         else:
@@ -196,7 +243,7 @@ def brute_force(log: SQLiteEventStore, end: int) -> dict[tuple[str, str], list[t
 
     def member(sid: str, contact: str, t: int) -> bool:
         defs = [v for v in versions[sid] if v[0] <= t]
-        if not defs:
+        if not defs or archived.get(sid, t + 1) <= t:
             return False
         rule = defs[-1][1]
         if rule is None:
@@ -230,7 +277,7 @@ def transitions_of(projection: SQLiteProjectionStore) -> list[tuple]:
     ]
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
 @given(scenario=scenarios())
 def test_live_replay_and_definition_agree(tmp_path_factory, scenario):
     path = tmp_path_factory.mktemp("live")
