@@ -1,0 +1,77 @@
+"""The HTTP API: `create_app(config)` wires the log, the projection, the engine, the keys and
+the scheduler, and registers the blueprints, the error handlers and the CLI."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from api import cli, problems
+from api.scheduler import DeadlineScheduler
+from api.web import Services
+from engine.service import Service
+from eventstore.sqlite import SQLiteEventStore
+from eventstore.sqlite_keys import SQLiteKeyStore
+from eventstore.sqlite_projection import SQLiteProjectionStore
+
+DEFAULTS: dict[str, Any] = {
+    "SEGMENTS_DB": "var/segments.db",
+    "DURABILITY": "process",  # or "power": every commit also survives losing power
+    "MAX_CONTENT_LENGTH": 16 * 1024 * 1024,
+    "MAX_BATCH": 10_000,
+    "MAX_FUTURE_MS": 24 * 3_600_000,
+    "SCHEDULER": True,
+    "POLL_SECONDS": 30.0,
+    "CLOCK": None,
+}
+
+
+def system_clock() -> int:
+    """The wall clock in UTC milliseconds (the only place the service reads it)."""
+    return time.time_ns() // 1_000_000
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """The application; `config` overrides the defaults and the environment (SEGMENTS_DB)."""
+    app = Flask(__name__)
+    app.config.from_mapping(DEFAULTS)
+    if "SEGMENTS_DB" in os.environ:
+        app.config["SEGMENTS_DB"] = os.environ["SEGMENTS_DB"]
+    if "SEGMENTS_DURABILITY" in os.environ:
+        app.config["DURABILITY"] = os.environ["SEGMENTS_DURABILITY"]
+    app.config.update(config or {})
+
+    clock = app.config["CLOCK"] or system_clock
+    path = Path(app.config["SEGMENTS_DB"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    durability = app.config["DURABILITY"]
+    log = SQLiteEventStore(path, clock, durability=durability)
+    projection = SQLiteProjectionStore(path, durability=durability)
+    service = Service(log, projection, clock, max_future_ms=app.config["MAX_FUTURE_MS"])
+    scheduler = None
+    if app.config["SCHEDULER"]:
+        scheduler = DeadlineScheduler(service.catch_up, app.config["POLL_SECONDS"])
+    app.extensions["segments"] = Services(service, SQLiteKeyStore(path), scheduler)
+
+    from api import contacts, events, keys, meta, segments
+
+    for module in (events, contacts, segments, keys, meta):
+        app.register_blueprint(module.bp)
+    problems.register(app)
+    cli.register(app)
+    if scheduler is not None:
+        # Serving starts the scheduler (api.serve starts it at once); CLI commands never do.
+        app.before_request(scheduler.start)
+    return app
+
+
+def start_background(app: Flask) -> None:
+    """Start the time-driven scheduler now (it also processes what fell due meanwhile)."""
+    scheduler = app.extensions["segments"].scheduler
+    if scheduler is not None:
+        scheduler.start()

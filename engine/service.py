@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -83,16 +84,20 @@ class Service:
         self.max_future_ms = max_future_ms
         self.new_id = new_id
         self.projector = Projector(log, projection)
+        # The projector keeps caches; one thread at a time may move it.
+        self._lock = threading.RLock()
 
     def catch_up(self) -> int | None:
         """Apply what the log and time have brought; returns the next deadline."""
-        return self.projector.advance(self.clock())
+        with self._lock:
+            return self.projector.advance(self.clock())
 
     @property
     def registry(self) -> Registry:
         """Every segment definition, current."""
-        self.projector.refresh()
-        return self.projector.registry
+        with self._lock:
+            self.projector.refresh()
+            return self.projector.registry
 
     # ---- producers ----
 

@@ -201,6 +201,14 @@ class ProjectionStore(Protocol):
         """Every (segment_id, contact_id, since), in a canonical order."""
         ...
 
+    def snapshot(
+        self,
+    ) -> AbstractContextManager[
+        tuple[tuple[int, int], Iterator[TransitionRecord], Iterator[tuple[str, str, int]]]
+    ]:
+        """The checkpoint, transitions and members, all from one consistent snapshot."""
+        ...
+
     def reset(self) -> None:
         """Drop everything the projection holds, checkpoint included."""
         ...

@@ -336,18 +336,36 @@ class SQLiteProjectionStore:
 
     def all_transitions(self) -> Iterator[TransitionRecord]:
         """Every transition, in a canonical order (ids aside)."""
-        rows = self._conn().execute(
-            f"SELECT {_TRANSITION_COLUMNS} FROM transitions"
-            " ORDER BY segment_id, contact_id, at, kind"
-        )
-        for row in rows:
-            yield _transition(row)
+        return self._transitions(self._conn())
 
     def all_members(self) -> Iterator[tuple[str, str, int]]:
         """Every (segment_id, contact_id, since), in a canonical order."""
-        yield from self._conn().execute(
+        return self._members(self._conn())
+
+    @staticmethod
+    def _transitions(conn: sqlite3.Connection) -> Iterator[TransitionRecord]:
+        rows = conn.execute(
+            f"SELECT {_TRANSITION_COLUMNS} FROM transitions"
+            " ORDER BY segment_id, contact_id, at, kind"
+        )
+        return (_transition(row) for row in rows)
+
+    @staticmethod
+    def _members(conn: sqlite3.Connection) -> Iterator[tuple[str, str, int]]:
+        rows = conn.execute(
             "SELECT segment_id, contact_id, since FROM members ORDER BY segment_id, contact_id"
         )
+        return (tuple(row) for row in rows)  # type: ignore[misc]
+
+    @contextmanager
+    def snapshot(
+        self,
+    ) -> Iterator[
+        tuple[tuple[int, int], Iterator[TransitionRecord], Iterator[tuple[str, str, int]]]
+    ]:
+        """The checkpoint, transitions and members, all read from one consistent snapshot."""
+        with self._connections.read() as conn:
+            yield read_checkpoint(conn, NAME), self._transitions(conn), self._members(conn)
 
     def reset(self) -> None:
         """Drop everything the projection holds, checkpoint included."""

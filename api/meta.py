@@ -1,0 +1,57 @@
+"""Health, the OpenAPI document, and an interactive page that works offline."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app, jsonify, send_from_directory
+from swagger_ui_bundle import swagger_ui_path
+
+from api import schemas as s
+from api.openapi import build_spec
+from api.web import dump, operation, services
+
+bp = Blueprint("meta", __name__)
+
+DOCS_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Segments API</title>
+<link rel="stylesheet" href="/docs/swagger-ui.css"></head>
+<body><div id="docs"></div>
+<script src="/docs/swagger-ui-bundle.js"></script>
+<script>
+SwaggerUIBundle({url: "/openapi.json", dom_id: "#docs", deepLinking: true,
+                 persistAuthorization: true});
+</script></body></html>
+"""
+
+
+@bp.get("/healthz")
+@operation("Liveness, and how far the projection is behind the log", None, response=s.HealthOut)
+def healthz() -> Response:
+    service = services().service
+    position, _ = service.projection.checkpoint()
+    return dump(
+        s.HealthOut(),
+        {
+            "status": "ok",
+            "log_position": service.log.last_position(),
+            "projected_position": position,
+            "next_deadline": service.projection.next_deadline(),
+        },
+    )
+
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    spec = current_app.extensions.get("openapi")
+    if spec is None:
+        spec = current_app.extensions["openapi"] = build_spec(current_app)
+    return jsonify(spec)
+
+
+@bp.get("/docs")
+def docs() -> Response:
+    return Response(DOCS_PAGE, mimetype="text/html")
+
+
+@bp.get("/docs/<path:filename>")
+def docs_assets(filename: str) -> Response:
+    return send_from_directory(swagger_ui_path, filename)

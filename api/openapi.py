@@ -1,0 +1,105 @@
+"""The OpenAPI 3 document, built from the routes' operation metadata and marshmallow schemas."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+from flask import Flask
+
+PROBLEM = {
+    "type": "object",
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "errors": {"type": "array", "items": {"$ref": "#/components/schemas/ProblemDetailOut"}},
+    },
+}
+ERROR_TEXT = {
+    400: "Bad request (malformed JSON, a bad query parameter)",
+    401: "No valid API key",
+    403: "The key's role may not do this",
+    404: "Not found",
+    409: "Conflict with the current state",
+    412: "The segment changed since the ETag was read",
+    413: "Body or batch too large",
+    415: "Not JSON",
+    422: "Invalid input; `errors` says what and where",
+    428: "If-Match required",
+}
+
+
+def build_spec(app: Flask) -> dict[str, Any]:
+    """The OpenAPI document of every documented route of the app."""
+    from api import schemas
+
+    spec = APISpec(
+        title="Segments",
+        version="1",
+        openapi_version="3.0.3",
+        plugins=[MarshmallowPlugin()],
+        info={"description": "Dynamic segmentation over an append-only event log."},
+    )
+    spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
+    spec.components.schema("ProblemDetailOut", schema=schemas.ProblemDetailOut)
+    spec.components.schema("Problem", PROBLEM)
+    paths: dict[str, dict[str, Any]] = {}
+    for rule in app.url_map.iter_rules():
+        view = app.view_functions[rule.endpoint]
+        meta = getattr(view, "operation", None)
+        if meta is None:
+            continue
+        path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            paths.setdefault(path, {})[method.lower()] = _operation(rule, meta)
+    for path, operations in sorted(paths.items()):
+        spec.path(path=path, operations=operations)
+    return spec.to_dict()
+
+
+def _operation(rule: Any, meta: Any) -> dict[str, Any]:
+    op: dict[str, Any] = {"summary": meta.summary, "operationId": rule.endpoint}
+    parameters = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in rule.arguments
+    ]
+    parameters += [
+        {
+            "name": name,
+            "in": "query",
+            "required": False,
+            "description": text,
+            "schema": {"type": "string"},
+        }
+        for name, text in meta.query.items()
+    ]
+    if parameters:
+        op["parameters"] = parameters
+    if meta.body is not None:
+        op["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": meta.body}},
+        }
+    success: dict[str, Any] = {"description": "OK"}
+    if meta.response is not None:
+        success["content"] = {"application/json": {"schema": meta.response}}
+    responses: dict[str, Any] = {str(meta.status): success}
+    codes = set(meta.errors)
+    if meta.permission is not None:
+        op["security"] = [{"bearer": []}]
+        codes |= {401, 403}
+    for code in sorted(codes):
+        responses[str(code)] = {
+            "description": ERROR_TEXT[code],
+            "content": {
+                "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+            },
+        }
+    op["responses"] = responses
+    if meta.permission is not None:
+        op["description"] = f"Needs a key whose role may `{meta.permission}`."
+    return op

@@ -1,0 +1,71 @@
+"""Time-driven changes: one APScheduler job that wakes at the earliest deadline, processes
+everything due, and re-arms itself (never one job per contact)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+log = logging.getLogger(__name__)
+JOB = "deadlines"
+
+
+class DeadlineScheduler:
+    """Runs `catch_up` (which returns the next deadline, in UTC ms) when time comes for it.
+
+    `poll_seconds` also runs it periodically, for deadlines another process created.
+    """
+
+    def __init__(self, catch_up: Callable[[], int | None], poll_seconds: float = 30.0) -> None:
+        self._catch_up = catch_up
+        self._poll_seconds = poll_seconds
+        self._scheduler = BackgroundScheduler(timezone=UTC)
+        self._lock = threading.Lock()
+        self._armed: int | None = None
+
+    def start(self) -> None:
+        """Start, and at once process whatever fell due while the service was down."""
+        if self._scheduler.running:
+            return
+        self._scheduler.start()
+        self._scheduler.add_job(
+            self._run, "interval", seconds=self._poll_seconds, id="poll", coalesce=True
+        )
+        self._scheduler.add_job(self._run, id=JOB, misfire_grace_time=None, coalesce=True)
+
+    def shutdown(self) -> None:
+        """Stop; a job already running finishes first."""
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=True)
+
+    def wake_at(self, due: int | None) -> None:
+        """Make sure the job runs at `due` (UTC ms) unless it is armed earlier already."""
+        if due is None or not self._scheduler.running:
+            return
+        with self._lock:
+            if self._armed is not None and self._armed <= due:
+                return
+            self._armed = due
+        self._scheduler.add_job(
+            self._run,
+            "date",
+            run_date=datetime.fromtimestamp(due / 1000, UTC),
+            id=JOB,
+            replace_existing=True,
+            misfire_grace_time=None,
+            coalesce=True,
+        )
+
+    def _run(self) -> None:
+        with self._lock:
+            self._armed = None
+        try:
+            due = self._catch_up()
+        except Exception:
+            log.exception("processing deadlines failed; retrying at the next poll")
+            return
+        self.wake_at(due)

@@ -1,0 +1,305 @@
+"""marshmallow schemas: what the API accepts and what it answers (also the OpenAPI document)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MS = timedelta(milliseconds=1)
+ID = validate.Length(min=1, max=200)
+EVENT_TYPE = validate.Regexp(
+    r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,99}$",
+    error="an event type is 1-100 letters, digits, '_', '.', ':' or '-',"
+    " starting with a letter or digit",
+)
+NO_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def format_instant(ms: int | None) -> str | None:
+    """UTC milliseconds as ISO-8601 with milliseconds and Z."""
+    if ms is None:
+        return None
+    moment = EPOCH + ms * MS
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def parse_instant(text: str) -> int:
+    """ISO-8601 with a time zone, to UTC milliseconds; ValueError otherwise."""
+    moment = datetime.fromisoformat(text.replace("z", "Z"))
+    if moment.tzinfo is None:
+        raise ValueError("no time zone")
+    return (moment - EPOCH) // MS
+
+
+class Instant(fields.Field):
+    """An instant: ISO-8601 with a time zone in, UTC with milliseconds and Z out."""
+
+    default_error_messages = {
+        "invalid": "not an ISO-8601 instant with a time zone, such as 2026-11-20T09:15:00.250Z"
+    }
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
+        return format_instant(value)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
+        if not isinstance(value, str) or len(value) < 20:
+            raise self.make_error("invalid")
+        try:
+            return parse_instant(value)
+        except ValueError as exc:
+            raise self.make_error("invalid") from exc
+
+
+class Identifier(fields.String):
+    """A contact or event id: 1-200 characters, no control characters."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(validate=ID, **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if NO_CONTROL.search(text) or text != text.strip():
+            raise ValidationError("ids have no control characters and no surrounding spaces")
+        return text
+
+
+# ---- producers ----
+
+
+class EventIn(Schema):
+    event_id = Identifier(metadata={"description": "idempotency key; a fresh one if absent"})
+    contact_id = Identifier(required=True)
+    type = fields.String(required=True, validate=EVENT_TYPE)
+    occurred_at = Instant(metadata={"description": "event time; the time of receipt if absent"})
+    properties = fields.Dict(
+        keys=fields.String(validate=validate.Length(min=1, max=200)),
+        load_default=dict,
+        metadata={"description": "for contact_updated, the properties set (null: unknown again)"},
+    )
+
+
+class EventBatchIn(Schema):
+    events = fields.List(fields.Nested(EventIn), required=True)
+
+
+class ReceiptOut(Schema):
+    event_id = fields.String()
+    position = fields.Integer()
+    recorded_at = Instant()
+    duplicate = fields.Boolean(metadata={"description": "stored before; not stored again"})
+
+
+class ReceiptsOut(Schema):
+    events = fields.List(fields.Nested(ReceiptOut))
+
+
+class StoredEventOut(Schema):
+    position = fields.Integer()
+    event_id = fields.String()
+    stream = fields.String()
+    version = fields.Integer()
+    type = fields.String()
+    occurred_at = Instant()
+    recorded_at = Instant()
+    data = fields.Dict()
+
+
+class EventPageOut(Schema):
+    events = fields.List(fields.Nested(StoredEventOut))
+    next_cursor = fields.String(allow_none=True)
+
+
+# ---- rules and segments ----
+
+
+class RuleIn(Schema):
+    rule = fields.String(required=True, validate=validate.Length(min=1))
+
+
+class ProblemDetailOut(Schema):
+    field = fields.String()
+    line = fields.Integer()
+    column = fields.Integer()
+    message = fields.String()
+    expected = fields.List(fields.String())
+    hint = fields.String(allow_none=True)
+
+
+class RuleReadsOut(Schema):
+    event_types = fields.List(fields.String(allow_none=True))
+    properties = fields.List(fields.String())
+    segments = fields.List(fields.String())
+    longest_window_ms = fields.Integer(allow_none=True)
+
+
+class RuleOut(Schema):
+    valid = fields.Boolean()
+    rule = fields.String(metadata={"description": "the canonical text"})
+    ast = fields.Dict()
+    reads = fields.Nested(RuleReadsOut)
+
+
+class SegmentIn(Schema):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    kind = fields.String(load_default="dynamic", validate=validate.OneOf(["dynamic", "static"]))
+    rule = fields.String(validate=validate.Length(min=1))
+    description = fields.String(validate=validate.Length(max=2000), allow_none=True)
+
+    @validates_schema
+    def _rule_matches_kind(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if data["kind"] == "dynamic" and "rule" not in data:
+            raise ValidationError("a dynamic segment needs a rule", "rule")
+        if data["kind"] == "static" and "rule" in data:
+            raise ValidationError("a static list has no rule", "rule")
+
+
+class RuleVersionOut(Schema):
+    version = fields.Integer()
+    rule = fields.String()
+    since = Instant()
+
+
+class SegmentOut(Schema):
+    id = fields.String()
+    name = fields.String()
+    kind = fields.String()
+    rule = fields.String(allow_none=True)
+    version = fields.Integer()
+    description = fields.String(allow_none=True)
+    created_at = Instant()
+    archived_at = Instant(allow_none=True)
+    member_count = fields.Integer()
+    references = fields.List(fields.String())
+    versions = fields.List(fields.Nested(RuleVersionOut))
+
+
+class SegmentListOut(Schema):
+    segments = fields.List(fields.Nested(SegmentOut))
+    next_cursor = fields.String(allow_none=True)
+
+
+class PreviewIn(Schema):
+    rule = fields.String(required=True, validate=validate.Length(min=1))
+    at = Instant()
+    sample = fields.Integer(load_default=20, validate=validate.Range(min=0, max=1000))
+
+
+class PreviewOut(Schema):
+    rule = fields.String()
+    at = Instant()
+    count = fields.Integer()
+    sample = fields.List(fields.String())
+
+
+class StaticEditIn(Schema):
+    add = fields.List(Identifier(), load_default=list, validate=validate.Length(max=10_000))
+    remove = fields.List(Identifier(), load_default=list, validate=validate.Length(max=10_000))
+
+    @validates_schema
+    def _something(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if not data["add"] and not data["remove"]:
+            raise ValidationError("give contacts to add or to remove", "add")
+        both = set(data["add"]) & set(data["remove"])
+        if both:
+            raise ValidationError(f"added and removed at once: {sorted(both)[:5]}", "remove")
+
+
+class MemberOut(Schema):
+    contact_id = fields.String()
+    since = Instant(allow_none=True)
+
+
+class MembersOut(Schema):
+    segment_id = fields.String()
+    at = Instant()
+    members = fields.List(fields.Nested(MemberOut))
+    next_cursor = fields.String(allow_none=True)
+
+
+class CauseOut(Schema):
+    kind = fields.String(
+        metadata={"description": "event, list_edit, created, rule_changed, archived or time"}
+    )
+    position = fields.Integer(allow_none=True)
+    boundary = Instant(allow_none=True)
+
+
+class TransitionOut(Schema):
+    contact_id = fields.String()
+    kind = fields.String()
+    at = Instant()
+    rule_version = fields.Integer()
+    cause = fields.Nested(CauseOut)
+
+
+class TransitionsOut(Schema):
+    segment_id = fields.String()
+    transitions = fields.List(fields.Nested(TransitionOut))
+    next_cursor = fields.String(allow_none=True)
+
+
+class ExplainOut(Schema):
+    segment_id = fields.String()
+    contact_id = fields.String()
+    at = Instant()
+    member = fields.Boolean()
+    rule_version = fields.Integer(allow_none=True)
+    explanation = fields.Dict()
+
+
+# ---- contacts ----
+
+
+class ContactSegmentOut(Schema):
+    id = fields.String()
+    name = fields.String()
+    kind = fields.String()
+    since = Instant(allow_none=True)
+
+
+class ContactSegmentsOut(Schema):
+    contact_id = fields.String()
+    at = Instant()
+    segments = fields.List(fields.Nested(ContactSegmentOut))
+
+
+class ContactOut(Schema):
+    contact_id = fields.String()
+    properties = fields.Dict()
+    exists_from = Instant()
+    event_count = fields.Integer()
+    segments = fields.List(fields.Nested(ContactSegmentOut))
+
+
+# ---- keys and health ----
+
+
+class KeyIn(Schema):
+    role = fields.String(
+        required=True, validate=validate.OneOf(["admin", "marketer", "producer", "auditor"])
+    )
+    name = fields.String(load_default="", validate=validate.Length(max=200))
+
+
+class KeyOut(Schema):
+    key_id = fields.String()
+    role = fields.String()
+    name = fields.String()
+    created_at = Instant()
+    revoked_at = Instant(allow_none=True)
+    key = fields.String(metadata={"description": "shown once, when the key is created"})
+
+
+class KeysOut(Schema):
+    keys = fields.List(fields.Nested(KeyOut))
+
+
+class HealthOut(Schema):
+    status = fields.String()
+    log_position = fields.Integer()
+    projected_position = fields.Integer()
+    next_deadline = Instant(allow_none=True)

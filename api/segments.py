@@ -1,0 +1,329 @@
+"""Marketers validate rules, preview them and manage segments; auditors read membership,
+transitions and explanations."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from flask import Blueprint, Response, request
+
+from api import schemas as s
+from api.events import schedule_next
+from api.problems import Problem
+from api.web import (
+    cursor_arg,
+    dump,
+    encode_cursor,
+    instant_arg,
+    json_body,
+    limit_arg,
+    operation,
+    services,
+)
+from engine.evaluate import Explanation
+from engine.segments import Segment
+from grammar import ast as a
+from grammar import to_json
+
+bp = Blueprint("segments", __name__)
+INSTANT_KEYS = {"occurred_at", "after", "until", "threshold", "exists_from", "next_change"}
+
+
+def segment_json(segment: Segment) -> dict[str, Any]:
+    """A segment as the API shows it."""
+    current = segment.current
+    return {
+        "id": segment.id,
+        "name": segment.name,
+        "kind": segment.kind,
+        "rule": current.text if current else None,
+        "version": segment.version,
+        "description": segment.description,
+        "created_at": segment.created_at,
+        "archived_at": segment.archived_at,
+        "member_count": services().service.projection.member_count(segment.id),
+        "references": sorted(segment.references()),
+        "versions": [
+            {"version": v.version, "rule": v.text, "since": v.since} for v in segment.versions
+        ],
+    }
+
+
+def _etag(segment: Segment) -> dict[str, str]:
+    return {"ETag": f'"{segment.version}"'}
+
+
+@bp.post("/v1/rules/validate")
+@operation(
+    "Check a rule: its canonical text and AST, or every problem with line, column and hint",
+    "manage",
+    body=s.RuleIn,
+    response=s.RuleOut,
+    errors=(400, 422),
+)
+def validate_rule() -> Response:
+    body = json_body(s.RuleIn())
+    checked = services().service.check_rule(body["rule"])
+    longest = a.longest_window(checked.ast)
+    return dump(
+        s.RuleOut(),
+        {
+            "valid": True,
+            "rule": checked.text,
+            "ast": to_json(checked.ast),
+            "reads": {
+                "event_types": sorted(a.event_types(checked.ast), key=lambda t: t or ""),
+                "properties": sorted(a.contact_properties(checked.ast)),
+                "segments": sorted(set(checked.references.values())),
+                "longest_window_ms": longest,
+            },
+        },
+    )
+
+
+@bp.post("/v1/segments/preview")
+@operation(
+    "How many contacts a rule would hold (now or at an instant), and a sample; nothing is saved",
+    "manage",
+    body=s.PreviewIn,
+    response=s.PreviewOut,
+    errors=(400, 422),
+)
+def preview() -> Response:
+    body = json_body(s.PreviewIn())
+    service = services().service
+    at = body.get("at", service.clock())
+    count, sample = service.preview(body["rule"], at, body["sample"])
+    checked = service.check_rule(body["rule"])
+    return dump(s.PreviewOut(), {"rule": checked.text, "at": at, "count": count, "sample": sample})
+
+
+@bp.post("/v1/segments")
+@operation(
+    'Define a dynamic segment {"name", "rule"} or a static list {"name", "kind": "static"}',
+    "manage",
+    body=s.SegmentIn,
+    response=s.SegmentOut,
+    status=201,
+    errors=(400, 409, 422),
+)
+def create_segment() -> Response:
+    body = json_body(s.SegmentIn())
+    segment = services().service.define_segment(
+        body["name"], body.get("rule"), body["kind"], body.get("description")
+    )
+    schedule_next()
+    headers = {**_etag(segment), "Location": f"/v1/segments/{segment.id}"}
+    return dump(s.SegmentOut(), segment_json(segment), 201, headers)
+
+
+@bp.get("/v1/segments")
+@operation(
+    "Every segment",
+    "read",
+    response=s.SegmentListOut,
+    query={
+        "archived": "true to include archived segments",
+        "cursor": "next_cursor of the previous page",
+        "limit": "page size, 1-1000",
+    },
+    errors=(400,),
+)
+def list_segments() -> Response:
+    after = cursor_arg(str)
+    limit = limit_arg()
+    archived = request.args.get("archived", "false").lower() in ("1", "true", "yes")
+    found = [x for x in services().service.segments(archived) if after is None or x.id > after]
+    page = found[:limit]
+    more = len(found) > limit
+    return dump(
+        s.SegmentListOut(),
+        {
+            "segments": [segment_json(x) for x in page],
+            "next_cursor": encode_cursor(page[-1].id) if more else None,
+        },
+    )
+
+
+@bp.get("/v1/segments/<segment_id>")
+@operation("One segment, with its rule versions", "read", response=s.SegmentOut, errors=(404,))
+def get_segment(segment_id: str) -> Response:
+    segment = services().service.segment(segment_id)
+    return dump(s.SegmentOut(), segment_json(segment), headers=_etag(segment))
+
+
+@bp.put("/v1/segments/<segment_id>")
+@operation(
+    "A new version of a segment's rule; If-Match must carry the current ETag",
+    "manage",
+    body=s.RuleIn,
+    response=s.SegmentOut,
+    errors=(400, 404, 409, 412, 422, 428),
+)
+def put_segment(segment_id: str) -> Response:
+    body = json_body(s.RuleIn())
+    if_match = _if_match()
+    segment = services().service.change_rule(segment_id, body["rule"], if_match)
+    schedule_next()
+    return dump(s.SegmentOut(), segment_json(segment), headers=_etag(segment))
+
+
+def _if_match() -> int | None:
+    header = request.headers.get("If-Match")
+    if header is None:
+        raise Problem(
+            428,
+            "Precondition required",
+            'send If-Match with the ETag of the version you read (for example If-Match: "1")',
+        )
+    if header.strip() == "*":
+        return None
+    text = header.strip().removeprefix("W/").strip('"')
+    if not text.isdigit():
+        raise Problem(400, "Invalid If-Match", 'If-Match is an ETag such as "3"')
+    return int(text)
+
+
+@bp.delete("/v1/segments/<segment_id>")
+@operation(
+    "Archive a segment: its members leave; the log keeps everything",
+    "manage",
+    response=s.SegmentOut,
+    errors=(404, 409),
+)
+def archive_segment(segment_id: str) -> Response:
+    segment = services().service.archive(segment_id)
+    schedule_next()
+    return dump(s.SegmentOut(), segment_json(segment))
+
+
+@bp.get("/v1/segments/<segment_id>/members")
+@operation(
+    "A segment's members, now or at an instant",
+    "read",
+    response=s.MembersOut,
+    query={
+        "at": "an ISO-8601 instant; default now",
+        "cursor": "next_cursor of the previous page",
+        "limit": "page size, 1-1000",
+    },
+    errors=(400, 404),
+)
+def get_members(segment_id: str) -> Response:
+    service = services().service
+    at = instant_arg()
+    after = cursor_arg(str)
+    members, next_after = service.members(segment_id, at, after, limit_arg())
+    return dump(
+        s.MembersOut(),
+        {
+            "segment_id": segment_id,
+            "at": service.clock() if at is None else at,
+            "members": [asdict(m) for m in members],
+            "next_cursor": encode_cursor(next_after),
+        },
+    )
+
+
+@bp.post("/v1/segments/<segment_id>/members")
+@operation(
+    'Add contacts to, or remove them from, a static list: {"add": [...], "remove": [...]}',
+    "manage",
+    body=s.StaticEditIn,
+    response=s.SegmentOut,
+    errors=(400, 404, 409, 422),
+)
+def edit_members(segment_id: str) -> Response:
+    body = json_body(s.StaticEditIn())
+    segment = services().service.edit_static(segment_id, body["add"], body["remove"])
+    schedule_next()
+    return dump(s.SegmentOut(), segment_json(segment))
+
+
+@bp.get("/v1/segments/<segment_id>/transitions")
+@operation(
+    "Who entered and left a segment, when, under which rule version, and why",
+    "read",
+    response=s.TransitionsOut,
+    query={
+        "contact": "only this contact's transitions",
+        "cursor": "next_cursor of the previous page",
+        "limit": "page size, 1-1000",
+    },
+    errors=(400, 404),
+)
+def get_transitions(segment_id: str) -> Response:
+    after = cursor_arg(int) or 0
+    rows, next_after = services().service.transitions(
+        segment_id, request.args.get("contact"), after, limit_arg()
+    )
+    return dump(
+        s.TransitionsOut(),
+        {
+            "segment_id": segment_id,
+            "transitions": [
+                {
+                    "contact_id": t.contact_id,
+                    "kind": t.kind,
+                    "at": t.at,
+                    "rule_version": t.rule_version,
+                    "cause": {
+                        "kind": t.cause.kind,
+                        "position": t.cause.position,
+                        "boundary": t.at if t.cause.kind == "time" else None,
+                    },
+                }
+                for t in rows
+            ],
+            "next_cursor": encode_cursor(next_after),
+        },
+    )
+
+
+@bp.get("/v1/segments/<segment_id>/explain/<contact_id>")
+@operation(
+    "Why a contact is, or is not, in a segment at an instant: the rule's tree with its evidence",
+    "read",
+    response=s.ExplainOut,
+    query={"at": "an ISO-8601 instant; default now"},
+    errors=(400, 404),
+)
+def explain(segment_id: str, contact_id: str) -> Response:
+    service = services().service
+    at = instant_arg()
+    t = service.clock() if at is None else at
+    tree = service.explain(segment_id, contact_id, t)
+    return dump(
+        s.ExplainOut(),
+        {
+            "segment_id": segment_id,
+            "contact_id": contact_id,
+            "at": t,
+            "member": tree.value,
+            "rule_version": tree.details.get("rule_version"),
+            "explanation": explanation_json(tree),
+        },
+    )
+
+
+def explanation_json(node: Explanation) -> dict[str, Any]:
+    """An explanation tree with its instants written as ISO-8601."""
+    return {
+        "kind": node.kind,
+        "text": node.text,
+        "value": node.value,
+        "next_change": s.format_instant(node.next_change),
+        "details": _instants(dict(node.details)),
+        "children": [explanation_json(c) for c in node.children],
+    }
+
+
+def _instants(value: Any, key: str | None = None) -> Any:
+    if isinstance(value, dict):
+        return {k: _instants(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_instants(v, key) for v in value]
+    if key in INSTANT_KEYS and isinstance(value, int) and not isinstance(value, bool):
+        return s.format_instant(value)
+    return value
