@@ -1,0 +1,172 @@
+"""Event ingest: single and batch, idempotent, all or nothing; every bad input a clear 4xx."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+PROBLEM = "application/problem+json"
+
+
+def log_size(api) -> int:
+    return len(api("auditor").get("/v1/events?limit=1000").json["events"])
+
+
+def test_a_single_event_is_stored_and_repeats_are_acknowledged(api):
+    event = {
+        "event_id": "e-1",
+        "contact_id": "c-1042",
+        "type": "email_opened",
+        "occurred_at": "2026-11-18T08:00:00.250Z",
+        "properties": {"campaign": "welcome"},
+    }
+    first = api("producer").post("/v1/events", json=event)
+    assert first.status_code == 201
+    assert first.json["position"] == 1
+    assert first.json["duplicate"] is False
+    again = api("producer").post("/v1/events", json=event)
+    assert again.status_code == 200
+    assert again.json == {**first.json, "duplicate": True}
+    stored = api("auditor").get("/v1/events").json["events"]
+    assert len(stored) == 1
+    assert stored[0]["stream"] == "contact:c-1042"
+    assert stored[0]["occurred_at"] == "2026-11-18T08:00:00.250Z"
+    assert stored[0]["data"] == {"campaign": "welcome"}
+
+
+def test_a_batch_is_stored_whole_with_positions_in_order(api):
+    events = [{"contact_id": f"c-{i}", "type": "page_viewed"} for i in range(5)]
+    response = api("producer").post("/v1/events", json={"events": events})
+    assert response.status_code == 201
+    assert [r["position"] for r in response.json["events"]] == [1, 2, 3, 4, 5]
+
+
+def test_a_batch_with_one_bad_event_stores_nothing_and_says_which(api):
+    events = [
+        {"contact_id": "c-1", "type": "page_viewed"},
+        {"contact_id": "c-2", "type": "page_viewed", "occurred_at": "yesterday"},
+        {"contact_id": "c-3"},
+    ]
+    response = api("producer").post("/v1/events", json={"events": events})
+    assert response.status_code == 422
+    assert response.mimetype == PROBLEM
+    fields = {e["field"] for e in response.json["errors"]}
+    assert fields == {"events.1.occurred_at", "events.2.type"}
+    assert log_size(api) == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "fragment"),
+    [
+        ({"type": "x"}, "contact_id", "Missing data"),
+        ({"contact_id": "c", "type": "x", "colour": "red"}, "colour", "Unknown field"),
+        ({"contact_id": 5, "type": "x"}, "contact_id", "Not a valid string"),
+        ({"contact_id": "c", "type": "has space"}, "type", "event type"),
+        ({"contact_id": "c", "type": "x", "properties": [1]}, "properties", "Not a valid mapping"),
+        (
+            {"contact_id": "c", "type": "x", "occurred_at": "2026-11-18T08:00:00"},
+            "occurred_at",
+            "time zone",
+        ),
+        ({"contact_id": " c", "type": "x"}, "contact_id", "surrounding spaces"),
+        ({"contact_id": "", "type": "x"}, "contact_id", "Length"),
+    ],
+)
+def test_bad_events_are_refused_with_the_field(api, body, field, fragment):
+    response = api("producer").post("/v1/events", json=body)
+    assert response.status_code == 422
+    errors = response.json["errors"]
+    assert any(e["field"] == field and fragment.lower() in e["message"].lower() for e in errors), (
+        errors
+    )
+    assert log_size(api) == 0
+
+
+def test_an_event_too_far_in_the_future_is_refused(api, clock):
+    from api.schemas import format_instant
+
+    later = format_instant(clock() + 2 * 86_400_000)
+    response = api("producer").post(
+        "/v1/events", json={"contact_id": "c", "type": "x", "occurred_at": later}
+    )
+    assert response.status_code == 422
+    assert response.json["errors"][0]["field"] == "events.0.occurred_at"
+    assert log_size(api) == 0
+
+
+def test_malformed_json_says_where(api):
+    response = api("producer").post(
+        "/v1/events", data='{"contact_id": "c",\n "type": }', content_type="application/json"
+    )
+    assert response.status_code == 400
+    assert response.json["title"] == "Malformed JSON"
+    assert response.json["errors"][0]["line"] == 2
+    assert "line 2" in response.json["detail"]
+
+
+def test_a_body_that_is_not_json_is_415(api):
+    response = api("producer").post("/v1/events", data="contact_id=c", content_type="text/plain")
+    assert response.status_code == 415
+
+
+def test_too_many_events_in_a_batch_is_413(api):
+    events = [{"contact_id": "c", "type": "x"}] * 51
+    response = api("producer").post("/v1/events", json={"events": events})
+    assert response.status_code == 413
+    assert "at most 50 events" in response.json["detail"]
+    assert log_size(api) == 0
+
+
+def test_an_oversized_body_is_413(api):
+    big = {"contact_id": "c", "type": "x", "properties": {"blob": "x" * 70_000}}
+    response = api("producer").post(
+        "/v1/events", data=json.dumps(big), content_type="application/json"
+    )
+    assert response.status_code == 413
+    assert response.mimetype == PROBLEM
+    assert log_size(api) == 0
+
+
+def test_the_log_pages_with_an_opaque_cursor(api):
+    api("producer").post("/v1/events", json={"events": [{"contact_id": "c", "type": "x"}] * 5})
+    first = api("auditor").get("/v1/events?limit=2").json
+    assert [e["position"] for e in first["events"]] == [1, 2]
+    second = api("auditor").get(f"/v1/events?limit=2&cursor={first['next_cursor']}").json
+    assert [e["position"] for e in second["events"]] == [3, 4]
+    last = api("auditor").get(f"/v1/events?limit=2&cursor={second['next_cursor']}").json
+    assert [e["position"] for e in last["events"]] == [5]
+    assert last["next_cursor"] is None
+    assert api("auditor").get("/v1/events?after=4").json["events"][0]["position"] == 5
+
+
+@pytest.mark.parametrize("query", ["cursor=nonsense!", "limit=0", "limit=5000", "after=-1"])
+def test_bad_query_parameters_are_400(api, query):
+    response = api("auditor").get(f"/v1/events?{query}")
+    assert response.status_code == 400
+    assert response.json["errors"]
+
+
+def test_a_contact_shows_its_properties_and_events(api):
+    api("producer").post(
+        "/v1/events",
+        json={
+            "events": [
+                {
+                    "contact_id": "c-7",
+                    "type": "contact_updated",
+                    "properties": {"country": "DE", "city": "Bonn"},
+                },
+                {"contact_id": "c-7", "type": "contact_updated", "properties": {"city": None}},
+                {"contact_id": "c-7", "type": "page_viewed", "properties": {"url": "/pricing"}},
+            ]
+        },
+    )
+    contact = api("auditor").get("/v1/contacts/c-7").json
+    assert contact["properties"] == {"country": "DE"}
+    assert contact["event_count"] == 3
+    events = api("auditor").get("/v1/contacts/c-7/events?limit=2").json
+    assert [e["type"] for e in events["events"]] == ["contact_updated", "contact_updated"]
+    rest = api("auditor").get(f"/v1/contacts/c-7/events?cursor={events['next_cursor']}").json
+    assert [e["type"] for e in rest["events"]] == ["page_viewed"]
+    assert api("auditor").get("/v1/contacts/nobody").status_code == 404

@@ -1,0 +1,30 @@
+"""The OpenAPI document covers every route, and /docs works without the network."""
+
+from __future__ import annotations
+
+import re
+
+
+def test_every_route_is_in_the_document(app, client):
+    spec = client.get("/openapi.json").json
+    documented = {(path, method) for path, ops in spec["paths"].items() for method in ops}
+    routes = set()
+    for rule in app.url_map.iter_rules():
+        if rule.rule.startswith("/v1/"):
+            path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
+            routes |= {(path, m.lower()) for m in rule.methods - {"HEAD", "OPTIONS"}}
+    assert routes
+    assert routes <= documented
+    assert spec["openapi"].startswith("3.")
+    events = spec["paths"]["/v1/events"]["post"]
+    assert events["security"] == [{"bearer": []}]
+    assert "401" in events["responses"] and "422" in events["responses"]
+    assert "EventIn" in spec["components"]["schemas"]
+
+
+def test_the_docs_page_loads_its_assets_from_the_service(client):
+    page = client.get("/docs").get_data(as_text=True)
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page)
+    assert assets and all(a.startswith("/docs/") for a in assets)
+    for asset in assets:
+        assert client.get(asset).status_code == 200

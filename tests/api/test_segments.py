@@ -1,0 +1,207 @@
+"""Segments over HTTP: define, validate, change with If-Match, archive, static lists, previews,
+membership now and as of an instant, transitions and explanations."""
+
+from __future__ import annotations
+
+from api.schemas import format_instant
+
+DAY = 86_400_000
+
+
+def ingest(api, *events):
+    response = api("producer").post("/v1/events", json={"events": list(events)})
+    assert response.status_code in (200, 201), response.json
+    return response
+
+
+def define(api, name, rule=None, **extra):
+    body = {"name": name, **({"rule": rule} if rule else {}), **extra}
+    return api("marketer").post("/v1/segments", json=body)
+
+
+def test_validate_gives_canonical_text_ast_and_what_the_rule_reads(api):
+    response = api("marketer").post(
+        "/v1/rules/validate", json={"rule": 'Opened Email IN THE LAST 7 days and country is "DE"'}
+    )
+    assert response.status_code == 200
+    body = response.json
+    assert body["valid"] is True
+    assert body["rule"] == 'opened email within 7 days and country is "DE"'
+    assert body["ast"]["kind"] == "and"
+    assert body["reads"] == {
+        "event_types": ["email_opened"],
+        "properties": ["country"],
+        "segments": [],
+        "longest_window_ms": 7 * DAY,
+    }
+
+
+def test_an_invalid_rule_gets_every_problem_with_line_column_and_hint(api):
+    response = api("marketer").post(
+        "/v1/rules/validate", json={"rule": "opened email withn 7 days"}
+    )
+    assert response.status_code == 422
+    problem = response.json["errors"][0]
+    assert (problem["line"], problem["column"]) == (1, 14)
+    assert "within" in (problem["hint"] or "")
+
+
+def test_creating_a_segment_evaluates_existing_contacts_at_once(api, clock):
+    ingest(
+        api,
+        {"contact_id": "ann", "type": "email_opened"},
+        {"contact_id": "bob", "type": "page_viewed"},
+    )
+    response = define(api, "Engaged leads", "opened email within 7 days")
+    assert response.status_code == 201
+    assert response.headers["Location"] == "/v1/segments/engaged-leads"
+    assert response.headers["ETag"] == '"1"'
+    assert response.json["id"] == "engaged-leads"
+    assert response.json["member_count"] == 1
+    members = api("auditor").get("/v1/segments/engaged-leads/members").json
+    assert [m["contact_id"] for m in members["members"]] == ["ann"]
+    assert members["members"][0]["since"] == format_instant(clock())
+
+
+def test_a_contact_enters_when_an_event_qualifies_and_leaves_when_the_window_ends(app, api, clock):
+    define(api, "Openers", "opened email within 7 days")
+    ingest(api, {"contact_id": "ann", "type": "email_opened"})
+    opened = clock()
+    assert [s["id"] for s in api("auditor").get("/v1/contacts/ann/segments").json["segments"]] == [
+        "openers"
+    ]
+    clock.advance(7 * DAY)
+    app.extensions["segments"].service.catch_up()  # what the scheduler does when the time comes
+    assert api("auditor").get("/v1/contacts/ann/segments").json["segments"] == []
+    transitions = api("auditor").get("/v1/segments/openers/transitions").json["transitions"]
+    assert [(t["kind"], t["at"], t["cause"]["kind"]) for t in transitions] == [
+        ("entered", format_instant(opened), "event"),
+        ("exited", format_instant(opened + 7 * DAY), "time"),
+    ]
+    assert transitions[1]["cause"]["boundary"] == format_instant(opened + 7 * DAY)
+    # As of a moment inside the window, ann was a member.
+    at = format_instant(opened + DAY)
+    members = api("auditor").get(f"/v1/segments/openers/members?at={at}").json["members"]
+    assert [m["contact_id"] for m in members] == ["ann"]
+
+
+def test_duplicate_names_conflict(api):
+    assert define(api, "Buyers", "purchased").status_code == 201
+    response = define(api, "buyers", "purchased within 7 days")
+    assert response.status_code == 409
+
+
+def test_bad_segment_bodies(api):
+    assert define(api, "x").status_code == 422  # dynamic without a rule
+    assert define(api, "x", "purchased", kind="static").status_code == 422
+    assert define(api, "!!!", "purchased").status_code == 422
+    response = define(api, "Refs", 'in segment "nowhere"')
+    assert response.status_code == 422
+    assert "nowhere" in response.json["errors"][0]["message"]
+    assert api("auditor").get("/v1/segments").json["segments"] == []
+
+
+def test_a_new_rule_version_needs_the_current_etag(api):
+    define(api, "Buyers", "purchased")
+    put = api("marketer").put
+    assert put("/v1/segments/buyers", json={"rule": "purchased within 30 days"}).status_code == 428
+    stale = put(
+        "/v1/segments/buyers",
+        json={"rule": "purchased within 30 days"},
+        headers={"If-Match": '"7"'},
+    )
+    assert stale.status_code == 412
+    ok = put(
+        "/v1/segments/buyers",
+        json={"rule": "purchased within 30 days"},
+        headers={"If-Match": '"1"'},
+    )
+    assert ok.status_code == 200
+    assert ok.headers["ETag"] == '"2"'
+    assert [v["rule"] for v in ok.json["versions"]] == ["purchased", "purchased within 30 days"]
+    assert (
+        put(
+            "/v1/segments/nobody", json={"rule": "purchased"}, headers={"If-Match": '"1"'}
+        ).status_code
+        == 404
+    )
+
+
+def test_cycles_are_refused(api):
+    define(api, "A", "purchased")
+    define(api, "B", 'in segment "A"')
+    response = api("marketer").put(
+        "/v1/segments/a", json={"rule": 'in segment "B"'}, headers={"If-Match": '"1"'}
+    )
+    assert response.status_code == 422
+    assert "cycle" in response.json["errors"][0]["message"]
+
+
+def test_archiving_removes_members_and_refuses_segments_in_use(api):
+    ingest(api, {"contact_id": "ann", "type": "purchased"})
+    define(api, "Buyers", "purchased")
+    define(api, "Fans", 'in segment "Buyers"')
+    assert api("marketer").delete("/v1/segments/buyers").status_code == 409
+    assert api("marketer").delete("/v1/segments/fans").status_code == 200
+    archived = api("marketer").delete("/v1/segments/buyers")
+    assert archived.status_code == 200
+    assert archived.json["archived_at"] is not None
+    assert archived.json["member_count"] == 0
+    assert api("auditor").get("/v1/segments").json["segments"] == []
+    assert len(api("auditor").get("/v1/segments?archived=true").json["segments"]) == 2
+
+
+def test_static_lists_follow_their_edits(api):
+    define(api, "VIP", kind="static")
+    edit = api("marketer").post("/v1/segments/vip/members", json={"add": ["ann", "bob"]})
+    assert edit.status_code == 200
+    assert edit.json["member_count"] == 2
+    api("marketer").post("/v1/segments/vip/members", json={"remove": ["bob"]})
+    members = api("auditor").get("/v1/segments/vip/members").json["members"]
+    assert [m["contact_id"] for m in members] == ["ann"]
+    assert api("marketer").post("/v1/segments/vip/members", json={}).status_code == 422
+    define(api, "Buyers", "purchased")
+    assert (
+        api("marketer").post("/v1/segments/buyers/members", json={"add": ["x"]}).status_code == 409
+    )
+
+
+def test_preview_counts_without_saving(api, clock):
+    ingest(
+        api,
+        {"contact_id": "ann", "type": "contact_updated", "properties": {"lead_score": 70}},
+        {"contact_id": "bob", "type": "contact_updated", "properties": {"lead_score": 20}},
+        {"contact_id": "cem", "type": "contact_updated", "properties": {"lead_score": 90}},
+    )
+    response = api("marketer").post("/v1/segments/preview", json={"rule": "lead_score >= 50"})
+    assert response.status_code == 200
+    assert response.json["count"] == 2
+    assert response.json["sample"] == ["ann", "cem"]
+    earlier = format_instant(clock() - 1)
+    assert (
+        api("marketer")
+        .post("/v1/segments/preview", json={"rule": "lead_score >= 50", "at": earlier})
+        .json["count"]
+        == 0
+    )
+    assert api("auditor").get("/v1/segments").json["segments"] == []
+
+
+def test_explain_shows_the_evidence(api, clock):
+    ingest(api, {"event_id": "o-1", "contact_id": "ann", "type": "email_opened"})
+    define(api, "Openers", "opened email within 7 days and not purchased within 90 days")
+    body = api("auditor").get("/v1/segments/openers/explain/ann").json
+    assert body["member"] is True
+    assert body["rule_version"] == 1
+    tree = body["explanation"]
+    rule = tree["children"][0]
+    opened, not_purchased = rule["children"]
+    assert opened["value"] is True
+    assert opened["details"]["events"][0]["event_id"] == "o-1"
+    assert opened["details"]["count"] == 1
+    assert not_purchased["value"] is True
+    assert tree["next_change"] == format_instant(clock() + 7 * DAY)
+    before = format_instant(clock() - 1)
+    assert (
+        api("auditor").get(f"/v1/segments/openers/explain/ann?at={before}").json["member"] is False
+    )
