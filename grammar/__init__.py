@@ -1,0 +1,73 @@
+"""The segment rule language: text to a typed AST, canonical text, JSON, friendly errors.
+
+    parse(text) -> Condition          raises RuleError(problems)
+    format_rule(ast) -> str           parse(format_rule(ast)) == ast
+    to_json(ast) / from_json(data)    from_json(to_json(ast)) == ast
+
+Pure: nothing here reads or writes anything but ``segment.lark``, loaded on first use.
+
+Language notes (choices RULES.md leaves open)
+---------------------------------------------
+- Keywords, verbs and units are case-insensitive; property names, segment names, event
+  types and quoted text keep their case (text comparisons ignore case when evaluated).
+- Keywords are reserved only where the parser could take them. A condition cannot start
+  with a property named like a word that starts a condition there (`not`, `has`, `never`,
+  `last`, `first`, `total`, `average`, `minimum`, `maximum`, `in`, `performed`,
+  `activity`, `purchased`, `unsubscribed`); anywhere else such a name is a property.
+- Event clauses: `<event> ["text"] [where ...] [count] [window]`, count and window in
+  either order. Windows: `within N units`, `in the last N units`, `less than N units ago`.
+  Counts: `at least|at most|exactly|more than|fewer than K time(s)`; `less than K times`
+  is read as `fewer than K times`. `once` and `twice` are not counts (the error says
+  what to write). `never X` and `has never X` are `exactly 0 times`, with an optional
+  window: `has never opened email within 30 days` means none in the last 30 days.
+  `has` is only accepted before `never`.
+- `where` takes one property condition, `not` and one, or a group in parentheses; an
+  `and`/`or` after it belongs to the rule. The shorthand text and a `where` combine as
+  And(shorthand, filter). A shorthand on a verb without a shorthand property
+  (`purchased "x"`) is an error. `<prop> ... ago` cannot be used inside `where`.
+- `performed "X"` for a type in the verb table is the same AST as the verb; the
+  formatter writes the verb. `activity` is only allowed in `last activity` and
+  `first activity`.
+- Recency: `last|first <event>` with `more than N units ago`, or with a window (`within`,
+  `in the last`, `less than N units ago`).
+- `is not known` means `is unknown` and `is not unknown` means `is known`. `is`/`=`
+  with a date is an equality on the instant. A property takes `more than|less than N
+  units ago` but not `within` (so that a misspelt verb, `purchsed within 7 days`, is
+  an error rather than a condition on a property).
+- Literals: text in double or single quotes, on one line, with the escapes `\\"`, `\\'`,
+  `\\\\`, `\\n`, `\\r`, `\\t` (any other backslash is kept as written); integers and
+  decimals, negative allowed, exponents allowed (`1e6` is a decimal); `true`, `false`;
+  dates `2026-01-01` (midnight UTC) and instants `2026-01-01T09:00`, `...:00Z`,
+  `...:00.250Z`, `...:00+02:00`, converted to UTC milliseconds (no zone means UTC, more
+  than 3 decimals of a second is an error).
+- `in segment "name"`, or `in segment name-or-slug` without quotes for names made of
+  letters, digits, `_` and `-`. `not in segment "x"` is Not(InSegment).
+- A chain `a and b and c` is one And of three; parentheses that group an And inside an
+  And (or an Or inside an Or) are kept as written, and the formatter writes them back.
+- Limits (grammar.checks): 4,000 characters, parentheses and `not` nested 10 deep, 50
+  conditions (those inside `where` included), windows and durations from 1 unit to
+  3,650 days.
+- The canonical text: lower-case keywords, `is`/`is not` for = and !=, symbols for the
+  orderings, `within` for every window, singular units and `time` when the number is 1,
+  counts left out when they are `at least 1`, `has never` for zero times, text in
+  double quotes, dates as `2026-01-01` at midnight UTC and instants in UTC with `Z`.
+"""
+
+from grammar.ast import contact_properties, event_types, longest_window, segment_refs
+from grammar.errors import Problem, RuleError
+from grammar.formatter import format_rule
+from grammar.parser import parse
+from grammar.serialize import from_json, to_json
+
+__all__ = [
+    "Problem",
+    "RuleError",
+    "contact_properties",
+    "event_types",
+    "format_rule",
+    "from_json",
+    "longest_window",
+    "parse",
+    "segment_refs",
+    "to_json",
+]

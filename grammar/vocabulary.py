@@ -1,0 +1,69 @@
+"""The friendly verbs of the rule language: one table, read by the grammar and the formatter.
+
+To add a verb, add a row. The grammar builds its `VERB` terminal from these phrases
+(see ``verb_grammar``), so ``segment.lark`` never changes.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Verb:
+    """`visited page` means events of type `page_viewed`; `visited page "/x"` filters `url`."""
+
+    phrase: str
+    event_type: str
+    shorthand: str | None = None
+
+
+# The first row for an event type is the one the formatter writes.
+VERBS: tuple[Verb, ...] = (
+    Verb("opened email", "email_opened", "campaign"),
+    Verb("clicked email", "email_clicked", "campaign"),
+    Verb("visited page", "page_viewed", "url"),
+    Verb("submitted form", "form_submitted", "form"),
+    Verb("purchased", "purchased"),
+    Verb("signed up", "signed_up"),
+    Verb("unsubscribed", "unsubscribed"),
+)
+
+_BY_PHRASE = {v.phrase: v for v in VERBS}
+_BY_TYPE: dict[str, Verb] = {}
+for _verb in VERBS:
+    _BY_TYPE.setdefault(_verb.event_type, _verb)
+
+
+def normalize(words: str) -> str:
+    """A phrase as the table spells it: lower case, single spaces."""
+    return " ".join(words.lower().split())
+
+
+def verb_for_phrase(words: str) -> Verb | None:
+    """The verb a phrase of the rule names (any case and spacing), or None."""
+    return _BY_PHRASE.get(normalize(words))
+
+
+def verb_for_type(event_type: str) -> Verb | None:
+    """The verb the formatter writes for an event type, or None for `performed "..."`."""
+    return _BY_TYPE.get(event_type)
+
+
+def nearest_phrase(words: str) -> str | None:
+    """The verb phrase closest to a misspelled one, if any is close."""
+    found = difflib.get_close_matches(normalize(words), list(_BY_PHRASE), n=1, cutoff=0.7)
+    return found[0] if found else None
+
+
+def verb_grammar() -> str:
+    """A Lark grammar that defines the `VERB` terminal: every phrase, any case and spacing.
+
+    Longer phrases come first so that a phrase is never cut short by a shorter one, and a
+    phrase must end at a word boundary so that `purchased_at` stays a property name.
+    """
+    phrases = sorted((v.phrase for v in VERBS), key=len, reverse=True)
+    alternatives = "|".join(r"\s+".join(re.escape(w) for w in p.split()) for p in phrases)
+    return f"VERB.2: /(?:{alternatives})(?![A-Za-z0-9_])/i\n"
