@@ -84,6 +84,17 @@ def _encode(index: int, data: Mapping[str, Any]) -> str:
         raise InvalidEventError(index, f"data is not valid JSON: {exc}") from exc
 
 
+def _unencodable(events: Sequence[NewEvent], encoded: list[str]) -> int | None:
+    """The index of the first event with text that UTF-8 cannot encode, if any."""
+    for i, e in enumerate(events):
+        try:
+            for text in (e.event_id, e.stream, e.type, encoded[i]):
+                text.encode("utf-8")
+        except UnicodeEncodeError:
+            return i
+    return None
+
+
 def _stored(row: tuple) -> StoredEvent:
     return StoredEvent(*row[:7], data=json.loads(row[7]))
 
@@ -151,6 +162,13 @@ class SQLiteEventStore:
                 return self._append(conn, events, encoded, expected)
         except sqlite3.IntegrityError as exc:
             raise EventStoreError(f"the log refused the append: {exc}") from exc
+        except UnicodeEncodeError as exc:
+            # A lone surrogate (a JSON escape such as \ud800 on its own) has no UTF-8 form.
+            # It is looked for only after the failure, so valid batches pay nothing for it.
+            index = _unencodable(events, encoded)
+            if index is None:
+                raise
+            raise InvalidEventError(index, "text is not valid Unicode") from exc
 
     def _append(
         self,
