@@ -41,9 +41,8 @@ class _EveryWord(PostLex):
         return stream
 
 
-@cache
-def lark_parser() -> Lark:
-    """The LALR parser of the rule language, built on first use."""
+def build_parser() -> Lark:
+    """A new LALR parser of the rule language, with the verbs of the table as it is now."""
     return Lark.open(
         "segment.lark",
         rel_to=__file__,
@@ -53,6 +52,12 @@ def lark_parser() -> Lark:
         import_paths=[_vocabulary_loader],
         postlex=_EveryWord(),
     )
+
+
+@cache
+def lark_parser() -> Lark:
+    """The parser every `parse` uses, built on first use."""
+    return build_parser()
 
 
 def parse(text: str) -> a.Condition:

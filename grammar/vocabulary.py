@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass
+from functools import cache
 
 
 @dataclass(frozen=True)
@@ -31,10 +32,18 @@ VERBS: tuple[Verb, ...] = (
     Verb("unsubscribed", "unsubscribed"),
 )
 
-_BY_PHRASE = {v.phrase: v for v in VERBS}
-_BY_TYPE: dict[str, Verb] = {}
-for _verb in VERBS:
-    _BY_TYPE.setdefault(_verb.event_type, _verb)
+
+@cache
+def _by_phrase(verbs: tuple[Verb, ...]) -> dict[str, Verb]:
+    return {v.phrase: v for v in verbs}
+
+
+@cache
+def _by_type(verbs: tuple[Verb, ...]) -> dict[str, Verb]:
+    found: dict[str, Verb] = {}
+    for verb in verbs:
+        found.setdefault(verb.event_type, verb)
+    return found
 
 
 def normalize(words: str) -> str:
@@ -44,17 +53,17 @@ def normalize(words: str) -> str:
 
 def verb_for_phrase(words: str) -> Verb | None:
     """The verb a phrase of the rule names (any case and spacing), or None."""
-    return _BY_PHRASE.get(normalize(words))
+    return _by_phrase(VERBS).get(normalize(words))
 
 
 def verb_for_type(event_type: str) -> Verb | None:
     """The verb the formatter writes for an event type, or None for `performed "..."`."""
-    return _BY_TYPE.get(event_type)
+    return _by_type(VERBS).get(event_type)
 
 
 def nearest_phrase(words: str) -> str | None:
     """The verb phrase closest to a misspelled one, if any is close."""
-    found = difflib.get_close_matches(normalize(words), list(_BY_PHRASE), n=1, cutoff=0.7)
+    found = difflib.get_close_matches(normalize(words), list(_by_phrase(VERBS)), n=1, cutoff=0.7)
     return found[0] if found else None
 
 
