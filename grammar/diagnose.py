@@ -100,16 +100,20 @@ _GROUPS: tuple[tuple[frozenset[str], frozenset[str], str], ...] = tuple(
         ),
         ("_IS _EQ _GE", "_IS _EQ _NE _GT _GE _LT _LE", "a comparison such as >= 500"),
         ("VERB _PERFORMED", "VERB _PERFORMED _ACTIVITY", _DESCRIPTIONS["VERB"]),
-        ("_AT _EXACTLY _FEWER", "_AT _EXACTLY _MORE _FEWER", "a count such as at least 2 times"),
-        ("_WITHIN _IN _LESS", "_WITHIN _IN _LESS", "a window such as within 7 days"),
+        ("_WITHIN _IN", "_WITHIN _IN _LESS", "a window such as within 7 days"),
+        (
+            "_AT _EXACTLY _FEWER",
+            "_AT _EXACTLY _MORE _FEWER _LESS",
+            "a count such as at least 2 times",
+        ),
         ("STRING SLUG", "STRING SLUG", 'a segment name such as "engaged"'),
         ("_TIME _TIMES", "_TIME _TIMES", "`times`"),
     )
 )
 # The order in which expected things are listed; anything else comes in the middle.
 _ORDER = [
-    *("STRING", "NUMBER", "DATE", "_TRUE", "_FALSE", "_NOT", "_KNOWN", "_UNKNOWN"),
-    *("NAME", "UNIT", "_WHERE", "_AND", "_OR", "_RPAR", "$END"),
+    *("NAME", "STRING", "NUMBER", "DATE", "_TRUE", "_FALSE", "_NOT", "_KNOWN", "_UNKNOWN"),
+    *("UNIT", "_WHERE", "_AND", "_OR", "_RPAR", "$END"),
 ]
 
 
@@ -251,6 +255,8 @@ CATALOGUE: dict[Mistake, tuple[str, ...]] = {
         "",
         'country is "DE" and',
         'country is "DE" or',
+        'country is "DE" and city is "Berlin" and',
+        'country is "DE" or city is "Berlin" or',
         "not",
         "(",
     ),
@@ -357,6 +363,7 @@ class _Context:
     accepts: frozenset[str]
     history: tuple[Token, ...]
     repair: _Repair | None
+    in_filter: bool = False  # the word before the token was read as a property in `where`
 
     @property
     def previous(self) -> Token | None:
@@ -431,7 +438,10 @@ class _Diagnosis:
         except UnexpectedToken:
             failed = self.state.copy(deepcopy_values=False)
             self._set_state(before)
-            self._report(end, failed, None, tuple(self.history), self._accepts(self.state))
+            earlier = self._accepts(self.before_last) if self.before_last is not None else None
+            in_filter = earlier is not None and "NAME" in earlier and "VERB" not in earlier
+            history = tuple(self.history)
+            self._report(end, failed, None, history, self._accepts(self.state), in_filter)
 
     def _set_state(self, other: ParserState) -> None:
         # The lexer holds this very object, so it is changed in place.
@@ -452,9 +462,11 @@ class _Diagnosis:
         accepts = self._accepts(self.state)
         before = self._accepts(self.before_last) if self.before_last is not None else None
         repair = self._repair(token, accepts, before)
-        if repair.from_previous and before is not None:
+        in_filter = before is not None and "NAME" in before and "VERB" not in before
+        misplaced = in_filter and bool(history) and _retyped(history[-1]).type != "NAME"
+        if (repair.from_previous or misplaced) and before is not None:
             accepts = before
-        self._report(token, failed, repair, history, accepts)
+        self._report(token, failed, repair, history, accepts, in_filter)
 
     def _report(
         self,
@@ -463,6 +475,7 @@ class _Diagnosis:
         repair: _Repair | None,
         history: tuple[Token, ...],
         accepts: frozenset[str],
+        in_filter: bool = False,
     ) -> None:
         reported = self.read_since_problem > 0 or not self.problems
         self.read_since_problem = 0
@@ -473,7 +486,7 @@ class _Diagnosis:
             if verb is not None and verb.shorthand is None:
                 accepts = accepts - {"STRING"}
         mistake = self._classify(token, failed)
-        ctx = _Context(self.text, token, accepts, history, repair)
+        ctx = _Context(self.text, token, accepts, history, repair, in_filter)
         if repair is not None and repair.kind == "drop" and history:
             explained: Explanation | None = _explain_dropped(history[-1])
         else:
@@ -481,7 +494,9 @@ class _Diagnosis:
         if explained is None and "_AND" in accepts and token.type != "$END":
             explained = _explain_clause_end(ctx)
         message, hint = explained or _explain_generic(ctx)
-        line, column, end_line, end_column = _where(token, repair, history)
+        # A keyword read as a property inside `where` (`where in segment`) is the culprit.
+        misplaced = in_filter and bool(history) and _retyped(history[-1]).type != "NAME"
+        line, column, end_line, end_column = _where(token, repair, history, misplaced)
         self.problems.append(
             Problem(line, column, message, expected_words(accepts), hint, end_line, end_column)
         )
@@ -647,9 +662,12 @@ def _tokens(lexer: LexerThread, state: ParserState) -> Iterator[Token]:
 
 
 def _where(
-    token: Token, repair: _Repair | None, history: tuple[Token, ...]
+    token: Token, repair: _Repair | None, history: tuple[Token, ...], at_previous: bool
 ) -> tuple[int, int, int, int]:
     """Where a problem is shown: the token, or the word a repair corrected, or the end."""
+    if at_previous and history:
+        previous = history[-1]
+        return previous.line, previous.column, previous.end_line, previous.end_column
     if repair and repair.from_previous and history:
         start = history[-1]
         end = token if repair.covers_token else start
@@ -757,6 +775,9 @@ def _explain_generic(ctx: _Context) -> Explanation:
     if token.type == "$END":
         if not ctx.history:
             return "the rule is empty", 'write a condition, such as country is "DE"'
+        last = ctx.history[-1]
+        if last.type in ("_AND", "_OR", "_NOT", "_LPAR", "_WHERE"):
+            return f'the rule ends after "{last}": a condition is missing', None
         paren = _unclosed(ctx)
         if paren is not None and "_RPAR" in ctx.accepts:
             return (
@@ -774,8 +795,11 @@ def _explain_generic(ctx: _Context) -> Explanation:
     hint = _did_you_mean(ctx)
     if hint is None and ctx.repair and ctx.repair.kind == "insert":
         inserted = ctx.repair.tokens[0].type
+        spelling = _terminal_patterns().get(inserted)
         if inserted in ("_AND", "_OR"):
             hint = 'is an "and" or an "or" missing before it?'
+        elif spelling and len(ctx.repair.tokens) == 2:
+            hint = f'is a "{spelling}" missing before it?'
     return f"unexpected {_describe_token(token)}", hint
 
 
@@ -788,6 +812,15 @@ def _explain_after_property(ctx: _Context) -> Explanation | None:
     if repair and repair.kind == "typo":
         return f'unknown comparison "{ctx.token}"', _did_you_mean(ctx)
     name = str(ctx.previous) if ctx.previous is not None else "it"
+    if ctx.in_filter and ctx.previous is not None:
+        word = _retyped(ctx.previous)
+        if word.type != "NAME":
+            return (
+                "`where` filters events by their properties; it cannot hold events or segments",
+                'write a property condition, such as where amount > 100 or where url contains "/x"',
+            )
+        if ctx.token.type in ("$END", "_AND", "_OR", "_RPAR"):
+            return f'"{name}" needs a comparison', f'for example: {name} is "..."'
     if ctx.token.type in ("STRING", "NUMBER", "DATE", "_TRUE", "_FALSE"):
         return (
             f'a comparison is missing between "{name}" and {ctx.token}',
@@ -809,8 +842,8 @@ def _explain_value(ctx: _Context) -> Explanation | None:
     token = ctx.token
     if token.type == "NAME" and not _did_you_mean(ctx):
         return "text must be in quotes", f'write "{token}"'
-    if token.type == "_EQ" and ctx.previous is not None and ctx.previous.type == "_EQ":
-        return 'unexpected second "="', 'write a single "="'
+    if token.type == "_RPAR" and ctx.previous is not None and ctx.previous.type == "_LPAR":
+        return "the list is empty", 'put at least one value in it, such as ("DE")'
     if token.type == "$END":
         return "the value to compare with is missing", None
     return None
