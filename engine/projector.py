@@ -427,7 +427,9 @@ class Projector:
         session.replace_deadlines(segment.id, answer.bounds)
 
     def _archive(self, session: ProjectionSession, segment: Segment, r: int, position: int) -> None:
-        for contact in session.members(segment.id):
+        """Every member leaves; a change already made at r now has the archive as its cause."""
+        earlier = {c for s, c in self._transitions_at(session, r) if s == segment.id}
+        for contact in sorted(set(session.members(segment.id)) | earlier):
             self._settle(session, segment, contact, r, False, position, {position: "archived"})
         session.clear_deadlines(segment.id)
 

@@ -11,7 +11,8 @@ PROBLEM = "application/problem+json"
     "url", ["/healthz", "/openapi.json", "/docs", "/docs/swagger-ui-bundle.js"]
 )
 def test_public_pages_need_no_key(client, url):
-    assert client.get(url).status_code == 200
+    with client.get(url) as response:
+        assert response.status_code == 200
 
 
 def test_no_key_is_401_with_a_challenge(client):

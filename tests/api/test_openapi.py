@@ -27,4 +27,5 @@ def test_the_docs_page_loads_its_assets_from_the_service(client):
     assets = re.findall(r'(?:src|href)="([^"]+)"', page)
     assert assets and all(a.startswith("/docs/") for a in assets)
     for asset in assets:
-        assert client.get(asset).status_code == 200
+        with client.get(asset) as response:
+            assert response.status_code == 200
