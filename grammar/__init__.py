@@ -45,7 +45,8 @@ Language notes (choices RULES.md leaves open)
 - A chain `a and b and c` is one And of three; parentheses that group an And inside an
   And (or an Or inside an Or) are kept as written, and the formatter writes them back.
 - Limits (grammar.checks): 4,000 characters, parentheses and `not` nested 10 deep, 50
-  conditions (those inside `where` included), windows and durations from 1 unit to
+  conditions (those inside `where` and shorthand texts included), windows and durations
+  from 1 unit to
   3,650 days.
 - The canonical text: lower-case keywords, `is`/`is not` for = and !=, symbols for the
   orderings, `within` for every window, singular units and `time` when the number is 1,
