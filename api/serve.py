@@ -20,6 +20,7 @@ def main() -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     app = create_app()
     start_background(app)
     logging.getLogger("segments").info(
