@@ -110,7 +110,7 @@ _GROUPS: tuple[tuple[frozenset[str], frozenset[str], str], ...] = tuple(
         ("_TIME _TIMES", "_TIME _TIMES", "`times`"),
     )
 )
-# The order in which expected things are listed; anything else comes in the middle.
+# The order in which expected things are listed; anything else comes before `where`.
 _ORDER = [
     *("NAME", "STRING", "NUMBER", "DATE", "_TRUE", "_FALSE", "_NOT", "_KNOWN", "_UNKNOWN"),
     *("UNIT", "_WHERE", "_AND", "_OR", "_RPAR", "$END"),
@@ -125,10 +125,11 @@ def expected_words(accepts: Iterable[str]) -> tuple[str, ...]:
         if needs <= left:
             phrases.append(words)
             left -= covers
-    middle = len(_ORDER) - 5
 
-    def rank(name: str) -> tuple[int, str]:
-        return (_ORDER.index(name) if name in _ORDER else middle, name)
+    def rank(name: str) -> tuple[int, int, str]:
+        if name in _ORDER:
+            return _ORDER.index(name), 0, ""
+        return _ORDER.index("_WHERE"), -1, name
 
     for name in sorted(left, key=rank):
         words = _describe_terminal(name)
@@ -439,9 +440,8 @@ class _Diagnosis:
             failed = self.state.copy(deepcopy_values=False)
             self._set_state(before)
             earlier = self._accepts(self.before_last) if self.before_last is not None else None
-            in_filter = earlier is not None and "NAME" in earlier and "VERB" not in earlier
             history = tuple(self.history)
-            self._report(end, failed, None, history, self._accepts(self.state), in_filter)
+            self._report(end, failed, None, history, self._accepts(self.state), earlier)
 
     def _set_state(self, other: ParserState) -> None:
         # The lexer holds this very object, so it is changed in place.
@@ -462,11 +462,7 @@ class _Diagnosis:
         accepts = self._accepts(self.state)
         before = self._accepts(self.before_last) if self.before_last is not None else None
         repair = self._repair(token, accepts, before)
-        in_filter = before is not None and "NAME" in before and "VERB" not in before
-        misplaced = in_filter and bool(history) and _retyped(history[-1]).type != "NAME"
-        if (repair.from_previous or misplaced) and before is not None:
-            accepts = before
-        self._report(token, failed, repair, history, accepts, in_filter)
+        self._report(token, failed, repair, history, accepts, before)
 
     def _report(
         self,
@@ -475,8 +471,9 @@ class _Diagnosis:
         repair: _Repair | None,
         history: tuple[Token, ...],
         accepts: frozenset[str],
-        in_filter: bool = False,
+        before: frozenset[str] | None,
     ) -> None:
+        """Word the problem at `token` (or at the word before it) and add it."""
         reported = self.read_since_problem > 0 or not self.problems
         self.read_since_problem = 0
         if not reported:
@@ -486,17 +483,19 @@ class _Diagnosis:
             if verb is not None and verb.shorthand is None:
                 accepts = accepts - {"STRING"}
         mistake = self._classify(token, failed)
-        ctx = _Context(self.text, token, accepts, history, repair, in_filter)
+        ctx = _Context(self.text, token, accepts, history, repair, _starts_filter(before))
+        explained: Explanation | None
         if repair is not None and repair.kind == "drop" and history:
-            explained: Explanation | None = _explain_dropped(history[-1])
+            explained = _explain_dropped(history[-1])
         else:
             explained = _EXPLAIN[mistake](ctx) if mistake is not None else None
         if explained is None and "_AND" in accepts and token.type != "$END":
             explained = _explain_clause_end(ctx)
-        message, hint = explained or _explain_generic(ctx)
-        # A keyword read as a property inside `where` (`where in segment`) is the culprit.
-        misplaced = in_filter and bool(history) and _retyped(history[-1]).type != "NAME"
-        line, column, end_line, end_column = _where(token, repair, history, misplaced)
+        message, hint, *about_previous = explained or _explain_generic(ctx)
+        at_previous = bool(about_previous and about_previous[0]) and bool(history)
+        if (at_previous or (repair is not None and repair.from_previous)) and before:
+            accepts = before
+        line, column, end_line, end_column = _where(token, repair, history, at_previous)
         self.problems.append(
             Problem(line, column, message, expected_words(accepts), hint, end_line, end_column)
         )
@@ -646,6 +645,11 @@ class _Diagnosis:
         return -1 if skip else LOOKAHEAD + 1
 
 
+def _starts_filter(accepts: frozenset[str] | None) -> bool:
+    """Whether the parser was at the start of a condition inside `where`."""
+    return accepts is not None and {"NAME", "_NOT", "_LPAR"} <= accepts and "VERB" not in accepts
+
+
 def _tokens(lexer: LexerThread, state: ParserState) -> Iterator[Token]:
     """The tokens of the rest of the rule, lexed for the parser's state as it goes.
 
@@ -726,7 +730,8 @@ def _placeholder(name: str, at: Token, value: str | None = None) -> Token:
 
 # ---- explanations: (message, hint), or None to fall back on a general one ----
 
-Explanation = tuple[str, str | None]
+# (message, hint), or (message, hint, True) for a problem that lies in the word before.
+Explanation = tuple[str, str | None] | tuple[str, str | None, bool]
 
 
 def _describe_token(token: Token) -> str:
@@ -818,6 +823,7 @@ def _explain_after_property(ctx: _Context) -> Explanation | None:
             return (
                 "`where` filters events by their properties; it cannot hold events or segments",
                 'write a property condition, such as where amount > 100 or where url contains "/x"',
+                True,
             )
         if ctx.token.type in ("$END", "_AND", "_OR", "_RPAR"):
             return f'"{name}" needs a comparison', f'for example: {name} is "..."'
@@ -967,6 +973,7 @@ def _explain_of(ctx: _Context) -> Explanation | None:
         return (
             f'which property should "{func}" use?',
             f"name it before of, such as {func} amount of {ctx.token}",
+            True,
         )
     return '"of" is missing', f"write {func} {prop} of {ctx.token}"
 

@@ -46,7 +46,7 @@ class RuleError(ValueError):
 
     def render(self, text: str) -> str:
         """The problems under the lines of `text` they point at, with a caret."""
-        lines = text.splitlines() or [""]
+        lines = text.split("\n")  # as the parser counts lines: only \n ends one
         out = []
         for p in self.problems:
             source = lines[p.line - 1] if 0 < p.line <= len(lines) else ""
