@@ -5,53 +5,62 @@
     to_json(ast) / from_json(data)    from_json(to_json(ast)) == ast
 
 Pure: nothing here reads or writes anything but ``segment.lark``, loaded on first use.
+Modules: ``segment.lark`` (the grammar), ``vocabulary`` (the verb table), ``parser``
+(text to AST), ``checks`` (meaning and limits), ``diagnose`` (syntax errors in plain
+words), ``formatter``, ``serialize``, ``literals`` (text, numbers, dates), ``errors``.
 
-Language notes (choices RULES.md leaves open)
----------------------------------------------
+Language notes (what RULES.md leaves open, decided here)
+--------------------------------------------------------
 - Keywords, verbs and units are case-insensitive; property names, segment names, event
   types and quoted text keep their case (text comparisons ignore case when evaluated).
 - Keywords are reserved only where the parser could take them. A condition cannot start
   with a property named like a word that starts a condition there (`not`, `has`, `never`,
   `last`, `first`, `total`, `average`, `minimum`, `maximum`, `in`, `performed`,
-  `activity`, `purchased`, `unsubscribed`); anywhere else such a name is a property.
-- Event clauses: `<event> ["text"] [where ...] [count] [window]`, count and window in
-  either order. Windows: `within N units`, `in the last N units`, `less than N units ago`.
-  Counts: `at least|at most|exactly|more than|fewer than K time(s)`; `less than K times`
-  is read as `fewer than K times`. `once` and `twice` are not counts (the error says
-  what to write). `never X` and `has never X` are `exactly 0 times`, with an optional
-  window: `has never opened email within 30 days` means none in the last 30 days.
-  `has` is only accepted before `never`.
+  `activity`, and the one-word verbs `purchased` and `unsubscribed`); anywhere else, such
+  as `segment is "x"` or after `total`, the word is a property name.
+- Event clauses: `<event> ["text"] [where ...] [count] [window]`, the count and the window
+  in either order. Windows: `within N units`, `in the last N units`, `less than N units
+  ago`. Counts: `at least|at most|exactly|more than|fewer than K time(s)`; `less than K
+  times` is read as `fewer than K times`; `once` and `twice` are not counts (the error
+  says what to write). `never X` and `has never X` are `exactly 0 times`, with an optional
+  window: `has never opened email within 30 days` means none in the last 30 days. `has`
+  is only accepted before `never`.
 - `where` takes one property condition, `not` and one, or a group in parentheses; an
   `and`/`or` after it belongs to the rule. The shorthand text and a `where` combine as
   And(shorthand, filter). A shorthand on a verb without a shorthand property
-  (`purchased "x"`) is an error. `<prop> ... ago` cannot be used inside `where`.
-- `performed "X"` for a type in the verb table is the same AST as the verb; the
+  (`purchased "x"`) is an error. `<prop> ... ago` is refused inside `where`.
+- `performed "X"` for a type of the verb table is the same AST as the verb, and the
   formatter writes the verb. `activity` is only allowed in `last activity` and
-  `first activity`.
+  `first activity` (with or without `where`).
 - Recency: `last|first <event>` with `more than N units ago`, or with a window (`within`,
-  `in the last`, `less than N units ago`).
-- `is not known` means `is unknown` and `is not unknown` means `is known`. `is`/`=`
-  with a date is an equality on the instant. A property takes `more than|less than N
-  units ago` but not `within` (so that a misspelt verb, `purchsed within 7 days`, is
-  an error rather than a condition on a property).
+  `in the last`, `less than N units ago`), which are all RecencyOp.WITHIN.
+- Properties take `more than|less than N units ago` but not `within`, so that a misspelt
+  verb (`purchsed within 7 days`) is an error rather than a condition on a property.
+  `is not known` means `is unknown`, `is not unknown` means `is known`. `is`/`=` with a
+  date is an equality on the instant; the orderings take numbers or dates.
 - Literals: text in double or single quotes, on one line, with the escapes `\\"`, `\\'`,
-  `\\\\`, `\\n`, `\\r`, `\\t` (any other backslash is kept as written); integers and
-  decimals, negative allowed, exponents allowed (`1e6` is a decimal); `true`, `false`;
-  dates `2026-01-01` (midnight UTC) and instants `2026-01-01T09:00`, `...:00Z`,
-  `...:00.250Z`, `...:00+02:00`, converted to UTC milliseconds (no zone means UTC, more
-  than 3 decimals of a second is an error).
-- `in segment "name"`, or `in segment name-or-slug` without quotes for names made of
-  letters, digits, `_` and `-`. `not in segment "x"` is Not(InSegment).
-- A chain `a and b and c` is one And of three; parentheses that group an And inside an
-  And (or an Or inside an Or) are kept as written, and the formatter writes them back.
-- Limits (grammar.checks): 4,000 characters, parentheses and `not` nested 10 deep, 50
-  conditions (those inside `where` and shorthand texts included), windows and durations
-  from 1 unit to
-  3,650 days.
-- The canonical text: lower-case keywords, `is`/`is not` for = and !=, symbols for the
-  orderings, `within` for every window, singular units and `time` when the number is 1,
-  counts left out when they are `at least 1`, `has never` for zero times, text in
-  double quotes, dates as `2026-01-01` at midnight UTC and instants in UTC with `Z`.
+  `\\\\`, `\\n`, `\\r`, `\\t` (any other backslash is kept as written, so a pasted `C:\\temp`
+  means what it shows); integers and decimals, negative allowed, an exponent allowed
+  (`1e6` is a decimal); `true`, `false`; dates `2026-01-01` (midnight UTC) and instants
+  `2026-01-01T09:00`, `...:00Z`, `...:00.250Z`, `...:00+02:00`, as UTC milliseconds (no
+  zone means UTC; more than 3 decimals of a second is an error). Counts and amounts of
+  time are whole numbers.
+- `in segment "name"`, or without quotes for names made of letters, digits, `_` and `-`
+  (`in segment engaged-leads`). `not in segment "x"` is Not(InSegment).
+- A chain `a and b and c` is one And of three; parentheses that put an And inside an And
+  (or an Or inside an Or) are kept as written, and the formatter writes them back.
+- Limits (grammar.checks): 4,000 characters; parentheses and `not` nested 10 deep (the
+  parentheses of `where (...)` count); 50 conditions, counting those inside `where` and
+  each shorthand text; windows and durations from 1 unit to 3,650 days.
+- Canonical text: lower-case keywords; `is`/`is not` for = and !=; symbols for the
+  orderings; `within` for every window; the unit and `time` in the singular when the
+  number is 1; counts left out when they are `at least 1`; `has never` for zero times;
+  text in double quotes; dates as `2026-01-01` at midnight UTC, otherwise instants in UTC
+  with `Z` (and `.250` when there are milliseconds).
+- Errors: every syntax problem is reported (up to 20), each with its line and column,
+  what could have come there and, where one helps, a hint; a problem right after another,
+  with nothing read in between, is left out as the same mistake seen twice. Problems of
+  meaning are reported together once the rule parses.
 """
 
 from grammar.ast import contact_properties, event_types, longest_window, segment_refs
