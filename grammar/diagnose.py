@@ -394,6 +394,7 @@ class _Diagnosis:
         self.history: list[Token] = []
         self.before_last: ParserState | None = None
         self.read_since_problem = 0
+        self.confident = True  # the last repair let the parser read well past the mistake
         self.skip = 0
 
     def run(self) -> list[Problem]:
@@ -428,7 +429,8 @@ class _Diagnosis:
             return
         self.before_last = before
         self.history.append(token)
-        self.read_since_problem += 1
+        if not _is_keyword_as_name(token):
+            self.read_since_problem += 1
 
     def _end(self) -> None:
         last = self.history[-1] if self.history else None
@@ -441,7 +443,8 @@ class _Diagnosis:
             self._set_state(before)
             earlier = self._accepts(self.before_last) if self.before_last is not None else None
             history = tuple(self.history)
-            self._report(end, failed, None, history, self._accepts(self.state), earlier)
+            if self._worth_reporting():
+                self._report(end, failed, None, history, self._accepts(self.state), earlier)
 
     def _set_state(self, other: ParserState) -> None:
         # The lexer holds this very object, so it is changed in place.
@@ -456,13 +459,26 @@ class _Diagnosis:
 
     # ---- mistakes ----
 
+    def _worth_reporting(self) -> bool:
+        """Whether enough was read since the last mistake for a new one to be its own.
+
+        After a repair that let the parser read on well, one token is enough; after a
+        doubtful one, two, so that its echoes are not reported as mistakes.
+        """
+        needed = 1 if self.confident else 2
+        worth = not self.problems or self.read_since_problem >= needed
+        self.read_since_problem = 0
+        return worth
+
     def _bad_token(self, token: Token, failed: ParserState) -> None:
         token = _retyped(token)
         history = tuple(self.history)
         accepts = self._accepts(self.state)
         before = self._accepts(self.before_last) if self.before_last is not None else None
+        worth = self._worth_reporting()  # judged by the repair before this one
         repair = self._repair(token, accepts, before)
-        self._report(token, failed, repair, history, accepts, before)
+        if worth:
+            self._report(token, failed, repair, history, accepts, before)
 
     def _report(
         self,
@@ -474,10 +490,6 @@ class _Diagnosis:
         before: frozenset[str] | None,
     ) -> None:
         """Word the problem at `token` (or at the word before it) and add it."""
-        reported = self.read_since_problem > 0 or not self.problems
-        self.read_since_problem = 0
-        if not reported:
-            return
         if history and history[-1].type == "VERB":
             verb = vocabulary.verb_for_phrase(history[-1])
             if verb is not None and verb.shorthand is None:
@@ -536,7 +548,8 @@ class _Diagnosis:
         else:
             message = f'unexpected character "{char}"'
             hint = {"&": 'write "and"', "|": 'write "or"', "!": 'write "not"'}.get(char)
-        if self.read_since_problem > 0 or not self.problems:
+        if self._worth_reporting():
+            self.confident = False
             self.problems.append(
                 Problem(
                     error.line,
@@ -548,7 +561,6 @@ class _Diagnosis:
                     error.column + (skip_to - start if placeholder else 1),
                 )
             )
-        self.read_since_problem = 0
         self.lexer.state.line_ctr.feed(self.text[start:skip_to])
         if placeholder and "STRING" in accepts:
             quoted = Token("STRING", '""', start, error.line, error.column)
@@ -562,7 +574,9 @@ class _Diagnosis:
         self, token: Token, accepts: frozenset[str], before: frozenset[str] | None
     ) -> _Repair:
         candidates = self._candidates(token, accepts, before)
-        best = max(enumerate(candidates), key=lambda ic: (self._score(ic[1]), -ic[0]))[1]
+        scored = [(self._score(c), -i, c) for i, c in enumerate(candidates)]
+        score, _, best = max(scored, key=lambda s: (s[0], s[1]))
+        self.confident = score >= LOOKAHEAD
         if best.from_previous:
             assert self.before_last is not None
             self._set_state(self.before_last)
@@ -615,7 +629,12 @@ class _Diagnosis:
         return candidates
 
     def _score(self, repair: _Repair) -> int:
-        """How many tokens the parser reads after the repair (LOOKAHEAD + 1: to the end)."""
+        """How many tokens the parser reads after the repair, up to LOOKAHEAD (also when
+        it reaches the end), less the tokens the repair drops.
+
+        One misspelt keyword further on is corrected on the way, so that a repair is not
+        judged by the next mistake.
+        """
         start = self.before_last if repair.from_previous else self.state
         assert start is not None
         state = start.copy(deepcopy_values=False)
@@ -627,22 +646,48 @@ class _Diagnosis:
             return -1
         read = 0
         skip = repair.skip
+        corrections = 1
         last: Token | None = repair.tokens[-1] if repair.tokens else None
         try:
             for t in _tokens(lexer, state):
                 if skip:
                     skip -= 1
                     continue
-                state.feed_token(t)
+                if _is_keyword_as_name(t):
+                    return read
+                before = state.copy(deepcopy_values=False)
+                try:
+                    state.feed_token(t)
+                except UnexpectedToken:
+                    if not corrections or not _is_word(t) or not _correct(state, before, t):
+                        return read
+                    corrections -= 1
                 last = t
                 read += 1
                 if read >= LOOKAHEAD:
-                    return read
+                    return read - repair.skip
             end = Token.new_borrow_pos("$END", "", last) if last else Token("$END", "")
             state.feed_token(end, True)
         except UnexpectedInput:
-            return read
-        return -1 if skip else LOOKAHEAD + 1
+            return read - repair.skip
+        return -1 if skip else LOOKAHEAD - repair.skip
+
+
+def _correct(state: ParserState, before: ParserState, token: Token) -> bool:
+    """Feed the keyword that `token` misspells into `state` (reset to `before`), if any."""
+    state.state_stack[:] = before.state_stack
+    state.value_stack[:] = before.value_stack
+    choices = {name for name in state.parse_conf.states[state.position] if name.isupper()}
+    for name, spelling in _close_words(token.value, choices):
+        attempt = state.copy(deepcopy_values=False)
+        try:
+            attempt.feed_token(_placeholder(name, token, spelling))
+        except UnexpectedToken:
+            continue
+        state.state_stack[:] = attempt.state_stack
+        state.value_stack[:] = attempt.value_stack
+        return True
+    return False
 
 
 def _starts_filter(accepts: frozenset[str] | None) -> bool:
@@ -704,6 +749,11 @@ def _retyped(token: Token) -> Token:
     if name is None and vocabulary.verb_for_phrase(word) is not None:
         name = "VERB"
     return Token.new_borrow_pos(name, token.value, token) if name else token
+
+
+def _is_keyword_as_name(token: Token) -> bool:
+    """A keyword that came through as a property name: a sign of a bad repair, not progress."""
+    return token.type == "NAME" and _retyped(token).type != "NAME"
 
 
 def _is_word(token: Token) -> bool:
@@ -984,6 +1034,11 @@ def _explain_aggregate_comparison(ctx: _Context) -> Explanation | None:
         return "the comparison is missing", "for example: total amount of purchased >= 500"
     if token.type == "NUMBER":
         return f"a comparison is missing before {token}", f"for example: >= {token}"
+    if token.type in ("_AT", "_EXACTLY", "_MORE", "_FEWER", "_LESS"):
+        return (
+            "an aggregate takes no count: it is compared with a number",
+            "for example: total amount of purchased >= 500",
+        )
     return None
 
 
@@ -999,6 +1054,15 @@ def _explain_recency(ctx: _Context) -> Explanation | None:
         return (
             f'"{said}" needs "more than" or "within" before the time',
             f"write {said} more than {token} {unit} ago, or {said} within {token} {unit}",
+        )
+    if token.type in ("_AT", "_EXACTLY", "_FEWER"):
+        event = " ".join(ctx.text[which.end_pos : ctx.history[-1].end_pos].split())
+        written = re.match(r"[^\n]*?\btimes?\b", ctx.text[token.start_pos :], re.IGNORECASE)
+        count = " ".join(written.group(0).split()) if written else f"{token} ... times"
+        return (
+            f'"{said}" takes a time, not a count',
+            f"to count, leave out {which}: {event} {count}; "
+            f"for a time, write {said} more than 30 days ago",
         )
     if token.type == "$END":
         return (
@@ -1065,8 +1129,39 @@ def _explain_clause_end(ctx: _Context) -> Explanation | None:
                 f'"{token}" cannot follow the second condition of a where',
                 "to filter on several properties, put them in parentheses: where (... and ...)",
             )
-        return f'"{token}" cannot follow this condition', "a count or a window follows an event"
+        start = _clause_start(ctx.history)
+        if start is not None and start.type in ("_HAS", "_NEVER"):
+            return (
+                '"never" already says how many times: none',
+                "remove the count, or write the event without never and with its count",
+            )
+        if start is not None and start.type == "NAME":
+            return (
+                f'"{token}" cannot follow a condition on a property',
+                "a count or a window only follows an event",
+            )
     return None
+
+
+def _clause_start(history: Iterable[Token]) -> Token | None:
+    """The first token of the condition that the tokens end in, past any `not`."""
+    depth = 0
+    start = None
+    for t in reversed(list(history)):
+        if t.type == "_RPAR":
+            depth += 1
+        elif t.type == "_LPAR":
+            if depth == 0:
+                break
+            depth -= 1
+        elif depth == 0 and t.type in ("_AND", "_OR", "_NOT") and start is not None:
+            if t.type == "_AND" and start.type in ("NUMBER", "STRING", "DATE"):
+                pass  # the `and` of `between 1 and 2`
+            else:
+                break
+        if depth == 0:
+            start = t
+    return start
 
 
 _EXPLAIN: dict[Mistake, Callable[[_Context], Explanation | None]] = {

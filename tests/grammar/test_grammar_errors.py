@@ -219,6 +219,28 @@ INVALID: list[tuple[str, int, int, str, str | None, object]] = [
     ),
     ("x is 1 && y is 2", 1, 8, 'unexpected character "&"', 'write "and"', END),
     ("x is 1 @ y", 1, 8, 'unexpected character "@"', None, END),
+    (
+        "never purchased at least 2 times",
+        1, 17, '"never" already says how many times: none',
+        "remove the count, or write the event without never and with its count", ANY,
+    ),
+    (
+        'country is "DE" within 7 days',
+        1, 17, '"within" cannot follow a condition on a property',
+        "a count or a window only follows an event", END,
+    ),
+    (
+        "last purchased at least 2 times",
+        1, 16, '"last purchased" takes a time, not a count',
+        "to count, leave out last: purchased at least 2 times; "
+        "for a time, write last purchased more than 30 days ago",
+        ("a window such as within 7 days", "`more than`", "`where`"),
+    ),
+    (
+        "total amount of purchased at least 2 times > 5",
+        1, 27, "an aggregate takes no count: it is compared with a number",
+        "for example: total amount of purchased >= 500", ANY,
+    ),
     # ---- meaning ----
     (
         "activity within 7 days",
@@ -382,6 +404,11 @@ MANY: list[tuple[str, list[tuple[int, int, str]]]] = [
         'country is DE and\ncity is "Berlin" and purchased within 7 dayz',
         [(1, 12, "text must be in quotes"), (2, 41, 'unknown time unit "dayz"')],
     ),
+    (
+        "country is DE and x iz 1",
+        [(1, 12, "text must be in quotes"), (1, 21, 'unknown comparison "iz"')],
+    ),
+    ("last purchased at least 2 times", [(1, 16, '"last purchased" takes a time, not a count')]),
     (
         "age between 34 and 18 and purchased at least 0 times and activity within 7 days",
         [
