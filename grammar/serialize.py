@@ -7,6 +7,7 @@ never pass for text; spans travel as `"span"` and are ignored on the way back.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Mapping
 from enum import Enum
 from typing import Any, TypeVar
@@ -15,6 +16,7 @@ from grammar import ast as a
 from grammar.literals import LiteralError, iso_instant, parse_date
 
 E = TypeVar("E", bound=Enum)
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 # ---- to JSON ----
 
@@ -165,6 +167,13 @@ def _text(data: Mapping[str, Any], name: str, where: str) -> str:
     return value
 
 
+def _prop(data: Mapping[str, Any], where: str) -> str:
+    name = _text(data, "prop", where)
+    if not _IDENTIFIER.fullmatch(name):
+        raise ValueError(f"{where}.prop: {name!r} is not a property name")
+    return name
+
+
 def _int(value: Any, where: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool):
         raise ValueError(f"{where}: expected a whole number, got {value!r}")
@@ -254,13 +263,13 @@ def _read_node(data: Any, where: str) -> a.Condition:
 def _compare(d: Any, w: str) -> a.Condition:
     f = _fields(d, w, "compare", "prop", "op", "value")
     op = _enum(a.CompareOp, f["op"], f"{w}.op")
-    return a.Compare(_text(f, "prop", w), op, _read_value(f["value"], f"{w}.value"))
+    return a.Compare(_prop(f, w), op, _read_value(f["value"], f"{w}.value"))
 
 
 def _between(d: Any, w: str) -> a.Condition:
     f = _fields(d, w, "between", "prop", "low", "high")
     return a.Between(
-        _text(f, "prop", w),
+        _prop(f, w),
         _read_number_or_date(f["low"], f"{w}.low"),
         _read_number_or_date(f["high"], f"{w}.high"),
     )
@@ -272,7 +281,7 @@ def _in_list(d: Any, w: str) -> a.Condition:
     if not isinstance(values, list) or not values:
         raise ValueError(f"{w}.values: expected a non-empty list")
     return a.InList(
-        _text(f, "prop", w),
+        _prop(f, w),
         tuple(_read_value(v, f"{w}.values[{i}]") for i, v in enumerate(values)),
         _bool(f["negated"], f"{w}.negated"),
     )
@@ -281,12 +290,12 @@ def _in_list(d: Any, w: str) -> a.Condition:
 def _text_match(d: Any, w: str) -> a.Condition:
     f = _fields(d, w, "text_match", "prop", "op", "value")
     op = _enum(a.TextOp, f["op"], f"{w}.op")
-    return a.TextMatch(_text(f, "prop", w), op, _text(f, "value", w))
+    return a.TextMatch(_prop(f, w), op, _text(f, "value", w))
 
 
 def _known(d: Any, w: str) -> a.Condition:
     f = _fields(d, w, "known", "prop", "known")
-    return a.Known(_text(f, "prop", w), _bool(f["known"], f"{w}.known"))
+    return a.Known(_prop(f, w), _bool(f["known"], f"{w}.known"))
 
 
 def _date_compare(d: Any, w: str) -> a.Condition:
@@ -294,13 +303,13 @@ def _date_compare(d: Any, w: str) -> a.Condition:
     value = _read_value(f["value"], f"{w}.value")
     if not isinstance(value, a.DateValue):
         raise ValueError(f"{w}.value: expected a date")
-    return a.DateCompare(_text(f, "prop", w), _enum(a.DateOp, f["op"], f"{w}.op"), value)
+    return a.DateCompare(_prop(f, w), _enum(a.DateOp, f["op"], f"{w}.op"), value)
 
 
 def _ago(d: Any, w: str) -> a.Condition:
     f = _fields(d, w, "ago", "prop", "op", "duration")
     return a.Ago(
-        _text(f, "prop", w),
+        _prop(f, w),
         _enum(a.AgoOp, f["op"], f"{w}.op"),
         _read_duration(f["duration"], f"{w}.duration"),
     )
@@ -322,7 +331,7 @@ def _aggregate(d: Any, w: str) -> a.Condition:
         raise ValueError(f"{w}.value: expected a number")
     return a.Aggregate(
         _enum(a.AggregateFunc, f["func"], f"{w}.func"),
-        _text(f, "prop", w),
+        _prop(f, w),
         _read_selector(f["event"], f"{w}.event"),
         _read_optional_duration(f["window"], f"{w}.window"),
         _enum(a.CompareOp, f["op"], f"{w}.op"),
