@@ -203,7 +203,7 @@ class _EventLeaf:
         self.matches = None if selector.filter is None else compile_filter(selector.filter)
 
     def _events(self, ctx: Context) -> tuple[list[Event], list[int]]:
-        return ctx.history.selected(self.selector, self.matches)
+        return ctx.history.selected(self, self.selector.type, self.matches)
 
 
 class EventCountNode(_EventLeaf):
@@ -221,13 +221,32 @@ class EventCountNode(_EventLeaf):
 
     def evaluate(self, ctx: Context, t: int) -> Outcome:
         _, times = self._events(ctx)
-        value = self.test(self._count(times, t), self.k)
-        return value, next_flip(
-            value,
-            _window_instants(times, t, self.window),
-            lambda i: self.test(self._count(times, i), self.k),
-            t,
-        )
+        n = len(times)
+        if n and times[-1] > t:  # events dated after t: step through what happens
+            value = self.test(self._count(times, t), self.k)
+            return value, next_flip(
+                value,
+                _window_instants(times, t, self.window),
+                lambda i: self.test(self._count(times, i), self.k),
+                t,
+            )
+        if self.window is None:
+            return self.test(n, self.k), None
+        lo = bisect.bisect_right(times, t - self.window) if n and times[0] <= t - self.window else 0
+        count = n - lo
+        value = self.test(count, self.k)
+        # Nothing will enter; events leave one by one, the oldest first, at time + window.
+        left = self._leaving_until_flip(count, value)
+        return value, None if left is None else times[lo + left] + self.window
+
+    def _leaving_until_flip(self, count: int, value: bool) -> int | None:
+        """Index of the leaving event that flips the value, or None.
+
+        Every count test is constant above k and changes only at k or k - 1."""
+        for remaining in (self.k, self.k - 1):
+            if 0 <= remaining < count and self.test(remaining, self.k) != value:
+                return count - remaining - 1
+        return None
 
     def explain(self, ctx: Context, t: int) -> Explanation:
         events, times = self._events(ctx)
@@ -328,13 +347,21 @@ class RecencyNode(_EventLeaf):
 
     def evaluate(self, ctx: Context, t: int) -> Outcome:
         events, times = self._events(ctx)
-        value = self._test(events, times, t)
-        return value, next_flip(
-            value,
-            _window_instants(times, t, self.n),
-            lambda i: self._test(events, times, i),
-            t,
-        )
+        if times and times[-1] > t:  # events dated after t: step through what happens
+            value = self._test(events, times, t)
+            return value, next_flip(
+                value,
+                _window_instants(times, t, self.n),
+                lambda i: self._test(events, times, i),
+                t,
+            )
+        if not times:
+            return False, None
+        # Nothing will arrive: the anchor stays; only crossing anchor + n can flip the value.
+        anchor = times[0] if self.first else times[-1]
+        recent = anchor > t - self.n
+        value = recent if self.within else not recent
+        return value, anchor + self.n if recent else None
 
     def explain(self, ctx: Context, t: int) -> Explanation:
         events, times = self._events(ctx)
@@ -379,8 +406,21 @@ class PropertyNode:
         return sorted(i for i in instants if i > t)
 
     def evaluate(self, ctx: Context, t: int) -> Outcome:
-        value = self._test(ctx, t)
-        return value, next_flip(value, self._instants(ctx, t), lambda i: self._test(ctx, i), t)
+        values, times = ctx.history.property_values(self.prop)
+        if times and times[-1] > t:  # assignments dated after t
+            value = self._test(ctx, t)
+            return value, next_flip(value, self._instants(ctx, t), lambda i: self._test(ctx, i), t)
+        current = values[-1].value if values else None
+        value = self.test(current, t)
+        if self.ago is None:
+            return value, None
+        moment = instant_of(current)
+        if moment is None:
+            return value, None
+        for instant in (moment, moment + self.ago):
+            if instant > t and self.test(current, instant) != value:
+                return value, instant
+        return value, None
 
     def explain(self, ctx: Context, t: int) -> Explanation:
         value, nxt = self.evaluate(ctx, t)

@@ -7,8 +7,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from grammar.ast import EventSelector
-
 CONTACT_UPDATED = "contact_updated"
 
 
@@ -34,15 +32,74 @@ class PropertyValue:
     event_id: str
 
 
-class History:
-    """A contact's known events; evaluation at t only looks at those with occurred_at <= t."""
+def _time_key(e: Event) -> tuple[int, int]:
+    return (e.occurred_at, e.position)
 
-    def __init__(self, events: Iterable[Event]) -> None:
-        self.events = sorted(events, key=lambda e: e.position)
-        self.by_time = sorted(self.events, key=lambda e: (e.occurred_at, e.position))
-        self._times = [e.occurred_at for e in self.by_time]
-        self._selected: dict[EventSelector, tuple[list[Event], list[int]]] = {}
-        self._properties: dict[str, tuple[list[PropertyValue], list[int]]] | None = None
+
+def _value_key(v: PropertyValue) -> tuple[int, int]:
+    return (v.occurred_at, v.position)
+
+
+class _Selection:
+    """The events one selector reads, in time order, kept up to date as events are added."""
+
+    __slots__ = ("event_type", "events", "matches", "times")
+
+    def __init__(self, event_type: str | None, matches: Any) -> None:
+        self.event_type = event_type
+        self.matches = matches
+        self.events: list[Event] = []
+        self.times: list[int] = []
+
+    def offer(self, e: Event) -> None:
+        if (self.event_type is None or e.type == self.event_type) and (
+            self.matches is None or self.matches(e.data)
+        ):
+            _insert(self.events, self.times, e, e.occurred_at, _time_key)
+
+
+def _insert(items: list, times: list[int], item: Any, instant: int, key: Any) -> None:
+    """Keep `items` sorted by key and `times` alongside; arrivals in order are appended."""
+    if not items or key(items[-1]) <= key(item):
+        items.append(item)
+        times.append(instant)
+    else:
+        i = bisect.bisect_right(items, key(item), key=key)
+        items.insert(i, item)
+        times.insert(i, instant)
+
+
+class History:
+    """A contact's known events; evaluation at t only looks at those with occurred_at <= t.
+
+    Events are added in log order; the indexes the evaluator reads (by time, by selector,
+    by property) are kept up to date as they arrive rather than rebuilt.
+    """
+
+    def __init__(self, events: Iterable[Event] = ()) -> None:
+        self.events: list[Event] = []
+        self.by_time: list[Event] = []
+        self._times: list[int] = []
+        self._selections: dict[Any, _Selection] = {}
+        self._properties: dict[str, tuple[list[PropertyValue], list[int]]] = {}
+        self.visible_from: int | None = None
+        self.add(events)
+
+    def add(self, events: Iterable[Event]) -> None:
+        """Add events that come after every event already here in the log."""
+        for e in sorted(events, key=lambda x: x.position):
+            self.events.append(e)
+            _insert(self.by_time, self._times, e, e.occurred_at, _time_key)
+            for selection in self._selections.values():
+                selection.offer(e)
+            if e.type == CONTACT_UPDATED:
+                for key, value in e.data.items():
+                    values, times = self._properties.setdefault(key, ([], []))
+                    pv = PropertyValue(e.occurred_at, e.position, value, e.event_id)
+                    _insert(values, times, pv, e.occurred_at, _value_key)
+            seen = max(e.occurred_at, e.recorded_at)
+            if self.visible_from is None or seen < self.visible_from:
+                self.visible_from = seen
 
     def exists_from(self) -> int | None:
         """The first instant at which the contact exists (its earliest occurred_at), or None."""
@@ -53,39 +110,30 @@ class History:
         i = bisect.bisect_right(self._times, t)
         return self._times[i] if i < len(self._times) else None
 
-    def selected(self, selector: EventSelector, matches: Any) -> tuple[list[Event], list[int]]:
-        """Events of the selector's type that pass its filter, by time, with their instants.
-
-        `matches` is the compiled filter (a function of the event's data), or None.
-        """
-        found = self._selected.get(selector)
-        if found is None:
-            events = [
-                e
-                for e in self.by_time
-                if (selector.type is None or e.type == selector.type)
-                and (matches is None or matches(e.data))
-            ]
-            found = (events, [e.occurred_at for e in events])
-            self._selected[selector] = found
-        return found
+    def selected(
+        self, key: Any, event_type: str | None, matches: Any
+    ) -> tuple[list[Event], list[int]]:
+        """Events of a type that pass a filter (`matches`, a test of the data, or None), by
+        time, with their instants; `key` names the selection (the node that reads it)."""
+        selection = self._selections.get(key)
+        if selection is None:
+            selection = _Selection(event_type, matches)
+            for e in self.by_time:
+                selection.offer(e)
+            self._selections[key] = selection
+        return selection.events, selection.times
 
     def property_values(self, prop: str) -> tuple[list[PropertyValue], list[int]]:
         """The values `contact_updated` events gave a property, by (occurred_at, position)."""
-        if self._properties is None:
-            table: dict[str, list[PropertyValue]] = {}
-            for e in self.by_time:
-                if e.type == CONTACT_UPDATED:
-                    for key, value in e.data.items():
-                        table.setdefault(key, []).append(
-                            PropertyValue(e.occurred_at, e.position, value, e.event_id)
-                        )
-            self._properties = {k: (v, [p.occurred_at for p in v]) for k, v in table.items()}
         return self._properties.get(prop, ([], []))
 
     def property_at(self, prop: str, t: int) -> PropertyValue | None:
         """The property's last assignment with occurred_at <= t (ties: later position)."""
-        values, times = self.property_values(prop)
+        values, times = self._properties.get(prop, ((), ()))  # type: ignore[arg-type]
+        if not times:
+            return None
+        if times[-1] <= t:
+            return values[-1]
         i = bisect.bisect_right(times, t)
         return values[i - 1] if i else None
 

@@ -95,20 +95,18 @@ class Touched:
         self.history = history
         self.events = events
         self.edits: dict[str, int] = {}
-        first = history.exists_from()
+        self.visible = [e for e in events if e.occurred_at <= r]
         # Until r the contact had no visible event: every event of r brings it into being.
         self.new = (
-            first is not None
-            and first <= r
-            and not any(e.occurred_at < r and e.recorded_at < r for e in history.events)
+            history.visible_from is not None and history.visible_from >= r and bool(self.visible)
         )
-        self.visible = [e for e in events if e.occurred_at <= r]
-        arrived = {e.position for e in events}
-        before = [e.occurred_at for e in history.events if e.position not in arrived]
-        # An event dated before everything else moves the instant the contact exists from.
-        self.moves_start = bool(events) and (
-            not before or min(e.occurred_at for e in events) < min(before)
-        )
+        self.moves_start = False
+        if events:
+            # An event dated before everything else moves the instant the contact exists from.
+            first_new = min(e.occurred_at for e in events)
+            self.moves_start = history.exists_from() == first_new and not any(
+                e.occurred_at == first_new for e in history.events[: -len(events)]
+            )
 
     def touches(self, reads: Reads) -> bool:
         """Whether the new entries can change the segment's value or deadline for the contact."""
@@ -187,9 +185,9 @@ class Histories:
         cached = self._cache.get(contact)
         if cached is None:
             return self.get(contact, upto)
-        history = History([*cached.events, *events])
-        self._remember(contact, history)
-        return history
+        cached.add(events)
+        self._cache.move_to_end(contact)
+        return cached
 
     def _remember(self, contact: str, history: History) -> None:
         self._cache[contact] = history
