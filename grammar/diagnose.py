@@ -1123,7 +1123,9 @@ def _explain_clause_end(ctx: _Context) -> Explanation | None:
             f"write exactly {n} {'time' if n == 1 else 'times'} or at least {n} "
             f"{'time' if n == 1 else 'times'}",
         )
-    if token.type in _COUNT_OR_WINDOW and not _did_you_mean(ctx):
+    joined = ctx.repair is not None and ctx.repair.kind == "insert"
+    joined = joined and ctx.repair is not None and ctx.repair.tokens[0].type in ("_AND", "_OR")
+    if token.type in _COUNT_OR_WINDOW and not _did_you_mean(ctx) and not joined:
         if _in_where_chain(ctx.history):
             return (
                 f'"{token}" cannot follow the second condition of a where',
@@ -1134,6 +1136,11 @@ def _explain_clause_end(ctx: _Context) -> Explanation | None:
             return (
                 '"never" already says how many times: none',
                 "remove the count, or write the event without never and with its count",
+            )
+        if start is not None and start.type in ("VERB", "_PERFORMED"):
+            return (
+                f'"{token}" cannot come here: an event takes one count and one window',
+                "remove the second one, or join two events with and",
             )
         if start is not None and start.type == "NAME":
             return (

@@ -254,7 +254,9 @@ class _Builder(Transformer[Token, a.Condition]):
     def never_clause(
         self, meta: Meta, selector: a.EventSelector, window: a.Duration | None = None
     ) -> a.EventCount:
-        return a.EventCount(selector, a.Count(a.CountOp.EXACTLY, 0), window, span=_span(meta))
+        # `never` is the count; its words are not in the tree, so it shares the clause's span.
+        never = a.Count(a.CountOp.EXACTLY, 0, span=_span(meta))
+        return a.EventCount(selector, never, window, span=_span(meta))
 
     def aggregate(
         self, meta: Meta, func: a.AggregateFunc, name: Token, selector: a.EventSelector, *rest: Any

@@ -237,6 +237,15 @@ INVALID: list[tuple[str, int, int, str, str | None, object]] = [
         ("a window such as within 7 days", "`more than`", "`where`"),
     ),
     (
+        "purchased within 7 days at least 2 times within 3 days",
+        1, 42, '"within" cannot come here: an event takes one count and one window',
+        "remove the second one, or join two events with and", END,
+    ),
+    (
+        'country is "DE" in segment "x"',
+        1, 17, 'unexpected "in"', 'is an "and" or an "or" missing before it?', END,
+    ),
+    (
         "total amount of purchased at least 2 times > 5",
         1, 27, "an aggregate takes no count: it is compared with a number",
         "for example: total amount of purchased >= 500", ANY,
