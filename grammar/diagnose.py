@@ -32,6 +32,9 @@ from grammar import vocabulary
 from grammar.errors import Problem, join_or
 
 MAX_PROBLEMS = 20
+# Mistakes looked at, reported or not: each costs a search for its repair, and a rule of
+# 4,000 stray characters must not keep the parser busy for seconds.
+MAX_MISTAKES = 40
 LOOKAHEAD = 4  # tokens a repair must let the parser read to count as a good one
 
 UNITS = ("seconds", "minutes", "hours", "days", "weeks")
@@ -394,15 +397,16 @@ class _Diagnosis:
         self.history: list[Token] = []
         self.before_last: ParserState | None = None
         self.read_since_problem = 0
+        self.mistakes = 0
         self.confident = True  # the last repair let the parser read well past the mistake
         self.skip = 0
 
     def run(self) -> list[Problem]:
-        while len(self.problems) < MAX_PROBLEMS:
+        while not self._enough():
             try:
                 for token in _tokens(self.lexer, self.state):
                     self._feed(token)
-                    if len(self.problems) >= MAX_PROBLEMS:
+                    if self._enough():
                         return self.problems
             except UnexpectedCharacters as error:
                 self._bad_characters(error)
@@ -410,6 +414,9 @@ class _Diagnosis:
             self._end()
             break
         return self.problems
+
+    def _enough(self) -> bool:
+        return len(self.problems) >= MAX_PROBLEMS or self.mistakes >= MAX_MISTAKES
 
     # ---- reading ----
 
@@ -471,6 +478,7 @@ class _Diagnosis:
         return worth
 
     def _bad_token(self, token: Token, failed: ParserState) -> None:
+        self.mistakes += 1
         token = _retyped(token)
         history = tuple(self.history)
         accepts = self._accepts(self.state)
@@ -522,6 +530,7 @@ class _Diagnosis:
         return live.match_examples(_raise_example, CATALOGUE, use_accepts=True)
 
     def _bad_characters(self, error: UnexpectedCharacters) -> None:
+        self.mistakes += 1
         start = error.pos_in_stream
         char = self.text[start]
         line_end = self.text.find("\n", start)

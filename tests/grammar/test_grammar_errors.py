@@ -558,3 +558,13 @@ def test_expected_words_group_what_belongs_together():
     assert expected_words({"_AND", "_OR", "$END"}) == END
     assert expected_words({"UNIT"}) == UNIT
     assert expected_words({"_TIME", "_TIMES"}) == ("`times`",)
+
+
+def test_a_rule_of_stray_words_is_refused_quickly():
+    import time
+
+    rule = ("x " * 1999)[:3999]
+    start = time.perf_counter()
+    with pytest.raises(RuleError):
+        parse(rule)
+    assert time.perf_counter() - start < 2.0
