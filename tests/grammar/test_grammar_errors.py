@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from grammar import Problem, RuleError, parse
@@ -561,8 +563,6 @@ def test_expected_words_group_what_belongs_together():
 
 
 def test_a_rule_of_stray_words_is_refused_quickly():
-    import time
-
     rule = ("x " * 1999)[:3999]
     start = time.perf_counter()
     with pytest.raises(RuleError):
