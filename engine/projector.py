@@ -21,9 +21,12 @@ import itertools
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from engine.evaluate import Context, Explanation, Outcome, evaluate_member
 from engine.history import CONTACT_UPDATED, Event, History
+from engine.ledger import Ledger
+from engine.monotone import DOWN, EITHER, UNREAD, UP, direction_of, directions
 from engine.population import Answer, SetEvaluator
 from engine.segments import (
     DEFINITION_TYPES,
@@ -31,6 +34,7 @@ from engine.segments import (
     MEMBERS_ADDED,
     SEGMENT_ARCHIVED,
     SEGMENT_DEFINED,
+    SEGMENT_RULE_CHANGED,
     SEGMENT_STREAM,
     STATIC_EDIT_TYPES,
     Registry,
@@ -50,7 +54,7 @@ from eventstore.projection import (
 CONTACT_STREAM = "contact:"
 CAUSE_OF_DEFINITION = {
     SEGMENT_DEFINED: "created",
-    "segment_rule_changed": "rule_changed",
+    SEGMENT_RULE_CHANGED: "rule_changed",
     SEGMENT_ARCHIVED: "archived",
 }
 
@@ -79,12 +83,19 @@ class Reads:
     types: frozenset[str | None]
     properties: frozenset[str]
     segments: frozenset[str]  # ids in its closure, itself included
+    ways: dict[str | None, int]  # per event type: which way it can move the rule
 
     def affected_by(self, event: Event) -> bool:
         """Whether an event of a contact can change the segment's value for that contact."""
         if None in self.types or event.type in self.types:
             return True
         return event.type == CONTACT_UPDATED and not self.properties.isdisjoint(event.data)
+
+    def way(self, event: Event) -> int:
+        """Which way the event can move the segment's value (engine.monotone)."""
+        if event.type == CONTACT_UPDATED and not self.properties.isdisjoint(event.data):
+            return EITHER
+        return direction_of(self.ways, event.type)
 
 
 class Touched:
@@ -98,7 +109,7 @@ class Touched:
         self.visible = [e for e in events if e.occurred_at <= r]
         # Until r the contact had no visible event: every event of r brings it into being.
         self.new = (
-            history.visible_from is not None and history.visible_from >= r and bool(self.visible)
+            bool(self.visible) and history.visible_from is not None and history.visible_from >= r
         )
         self.moves_start = False
         if events:
@@ -108,22 +119,32 @@ class Touched:
                 e.occurred_at == first_new for e in history.events[: -len(events)]
             )
 
-    def touches(self, reads: Reads) -> bool:
-        """Whether the new entries can change the segment's value or deadline for the contact."""
-        return self.moves_start or any(reads.affected_by(e) for e in self.events)
-
     def causes(self, reads: Reads) -> list[int]:
         """Positions of this instant's entries that bear on a segment for this contact."""
         found = [e.position for e in self.visible if self.new or reads.affected_by(e)]
         found += [p for s, p in self.edits.items() if s in reads.segments]
         return found
 
+    def needs(self, reads: Reads, member: bool) -> bool:
+        """Whether the segment must be evaluated again for this contact at this instant.
 
-class SessionSegments:
+        Not when every new event can only move the rule the way it already is (an engaged
+        member opening one more email): the value cannot change, and the old deadline stays
+        a lower bound of the next change.
+        """
+        if self.new or self.moves_start or any(s in reads.segments for s in self.edits):
+            return True
+        ways = {reads.way(e) for e in self.events} - {UNREAD}
+        if not ways:
+            return False
+        return not ((ways == {UP} and member) or (ways == {DOWN} and not member))
+
+
+class LedgerSegments:
     """Another segment's membership for one contact, as the projection holds it now."""
 
-    def __init__(self, session: ProjectionSession, registry: Registry, contact: str) -> None:
-        self.session = session
+    def __init__(self, ledger: Ledger, registry: Registry, contact: str) -> None:
+        self.ledger = ledger
         self.registry = registry
         self.contact = contact
 
@@ -132,10 +153,10 @@ class SessionSegments:
         segment = self.registry.get(segment_id)
         if segment is None or not segment.active_at(t):
             return False, None
-        member = self.session.is_member(segment_id, self.contact)
+        member = self.ledger.is_member(segment_id, self.contact)
         if segment.kind != DYNAMIC:
             return member, None
-        return member, self.session.deadline(segment_id, self.contact)
+        return member, self.ledger.deadline(segment_id, self.contact)
 
     def explain(self, segment_id: str, t: int) -> Explanation:  # pragma: no cover - live only
         raise NotImplementedError("explanations are computed as of an instant, see engine.asof")
@@ -180,11 +201,14 @@ class Histories:
             self._cache.move_to_end(contact)
         return history
 
-    def extend(self, contact: str, events: Sequence[Event], upto: int) -> History:
-        """The contact's history with newly applied events added."""
+    def extend(self, contact: str, events: Sequence[Event], upto: int, known: bool) -> History:
+        """The contact's history with newly applied events added (`known`: it had events)."""
         cached = self._cache.get(contact)
         if cached is None:
-            return self.get(contact, upto)
+            if known:
+                return self.get(contact, upto)
+            cached = History()
+            self._remember(contact, cached)
         cached.add(events)
         self._cache.move_to_end(contact)
         return cached
@@ -204,9 +228,9 @@ class Projector:
         log: EventStore,
         projection: ProjectionStore,
         *,
-        page_size: int = 1_000,
+        page_size: int = 2_000,
         deadline_batch: int = 10_000,
-        history_cache: int = 50_000,
+        history_cache: int = 100_000,
     ) -> None:
         self.log = log
         self.projection = projection
@@ -218,6 +242,7 @@ class Projector:
         self._committed: tuple[int, int] | None = None
         self._reads: dict[str, Reads] = {}
         self._at: tuple[int, dict[tuple[str, str], TransitionRecord]] = (-1, {})
+        self._ledger: Ledger | None = None
 
     # ---- the loop ----
 
@@ -243,15 +268,17 @@ class Projector:
                 self.log.raise_clock_floor(now)
                 if self._apply_page(until_position, progress):
                     continue
-            try:
-                with self.projection.session() as session:
-                    self._begin(session)
-                    self._deadlines(session, before=now + 1)
-                    session.advance(session.position, max(session.instant, now))
-                    self._commit(session)
-            except BaseException:
-                self._forget()
-                raise
+            self._in_session(lambda s: self._time_passes(s, now))
+
+    def refresh(self) -> None:
+        """Bring the registry up to date with definitions another process applied."""
+        if self.projection.definitions_position() != self._registry_position:
+            definitions = self.projection.definitions()
+            self.registry = Registry()
+            for record in definitions:
+                self.registry.apply(record)
+            self._registry_position = definitions[-1].position if definitions else 0
+            self._reads.clear()
 
     def _log_is_applied(self, until_position: int | None) -> bool:
         """A cheap look, without taking the writer's lock, for anything new in the log."""
@@ -259,35 +286,37 @@ class Projector:
         head = self.log.last_position() if until_position is None else until_position
         return position >= head
 
-    def refresh(self) -> None:
-        """Bring the registry up to date with definitions another process applied."""
-        if self.projection.definitions_position() != self._registry_position:
-            self._load_registry()
-
-    def _load_registry(self) -> None:
-        definitions = self.projection.definitions()
-        self.registry = Registry()
-        for record in definitions:
-            self.registry.apply(record)
-        self._registry_position = definitions[-1].position if definitions else 0
-        self._reads.clear()
-
-    def _begin(self, session: ProjectionSession) -> None:
-        """Reload what another process may have changed since this one last committed."""
-        if self._committed != (session.position, session.instant):
+    def _in_session(self, work: Callable[[ProjectionSession], Any]) -> Any:
+        """Run work in one projection transaction; on failure forget every cache."""
+        try:
+            with self.projection.session() as session:
+                if self._committed != (session.position, session.instant):
+                    # Another process moved the projection: nothing cached here can be trusted.
+                    self._histories.clear()
+                    self.refresh()
+                self._at = (-1, {})
+                self._ledger = Ledger(session)
+                result = work(session)
+                self._ledger.flush()
+                self._committed = (session.position, session.instant)
+                return result
+        except BaseException:
+            self._committed = None
+            self._registry_position = -1
             self._histories.clear()
-        if self._committed is None or self._committed[0] != session.position:
-            self.refresh()
-        self._at = (-1, {})
+            raise
+        finally:
+            self._ledger = None
 
-    def _commit(self, session: ProjectionSession) -> None:
-        self._committed = (session.position, session.instant)
+    @property
+    def ledger(self) -> Ledger:
+        """The write-back cache of the current session."""
+        assert self._ledger is not None, "only inside a projection session"
+        return self._ledger
 
-    def _forget(self) -> None:
-        """After a rolled-back session: rebuild every cache from the projection."""
-        self._committed = None
-        self._registry_position = -1
-        self._histories.clear()
+    def _time_passes(self, session: ProjectionSession, now: int) -> None:
+        self._deadlines(session, before=now + 1)
+        session.advance(session.position, max(session.instant, now))
 
     def _apply_page(
         self, until_position: int | None, progress: Callable[[int], None] | None
@@ -295,35 +324,26 @@ class Projector:
         """Apply the next page of the log, if there is one, in one transaction."""
         if self._log_is_applied(until_position):
             return False
-        try:
-            with self.projection.session() as session:
-                self._begin(session)
-                entries = self._apply_entries(session, until_position)
-                if not entries:
-                    return False
-                self._commit(session)
-        except BaseException:
-            self._forget()
-            raise
+        last = self._in_session(lambda s: self._apply_entries(s, until_position))
+        if last is None:
+            return False
         if progress is not None:
-            progress(entries[-1].position)
+            progress(last)
         return True
 
-    def _apply_entries(
-        self, session: ProjectionSession, until_position: int | None
-    ) -> list[StoredEvent]:
+    def _apply_entries(self, session: ProjectionSession, until_position: int | None) -> int | None:
         limit = self.page_size
         if until_position is not None:
             limit = min(limit, until_position - session.position)
             if limit <= 0:
-                return []
+                return None
         entries = list(self.log.read(after=session.position, limit=limit))
         for recorded_at, group in itertools.groupby(entries, key=lambda e: e.recorded_at):
             self._deadlines(session, before=recorded_at)
             batch = list(group)
             self._apply_instant(session, recorded_at, batch)
             session.advance(batch[-1].position, max(session.instant, recorded_at))
-        return entries
+        return entries[-1].position if entries else None
 
     # ---- one instant of the log ----
 
@@ -351,12 +371,16 @@ class Projector:
             if contact is not None:
                 arrived.setdefault(contact, []).append(to_event(e))
                 kinds[e.position] = "event"
+        upto = entries[-1].position
+        histories: dict[str, History] = {}
         if arrived:
+            known = session.known_contacts(list(arrived))
+            histories = {
+                c: self._histories.extend(c, evs, upto, c in known) for c, evs in arrived.items()
+            }
             session.add_contacts(
                 [(c, min(e.occurred_at for e in evs)) for c, evs in arrived.items()]
             )
-        upto = entries[-1].position
-        histories = {c: self._histories.extend(c, evs, upto) for c, evs in arrived.items()}
 
         edited: dict[str, dict[str, int]] = {}  # contact -> static segment -> position
         for e in entries:
@@ -377,6 +401,8 @@ class Projector:
         ]
         for t in touched:
             t.edits = edited.get(t.contact, {})
+        self.ledger.load(t.contact for t in touched)
+        at_r = self._transitions_at(session, r)
         for segment in self.registry.live():
             if segment.kind != DYNAMIC:
                 continue
@@ -386,10 +412,17 @@ class Projector:
                 self._evaluate_everyone(session, segment, r, max(changed), touched, upto, kinds)
                 continue
             for t in touched:
+                member = self.ledger.is_member(segment.id, t.contact)
+                due = self.ledger.deadline(segment.id, t.contact)
+                if (
+                    (segment.id, t.contact) not in at_r
+                    and (due is None or due > r)
+                    and not t.needs(reads, member)
+                ):
+                    continue
                 causes = t.causes(reads)
-                if causes or t.touches(reads):
-                    cause = max(causes, default=None)
-                    self._evaluate(session, segment, t.contact, t.history, r, cause, kinds)
+                cause = max(causes, default=None)
+                self._evaluate(session, segment, t.contact, t.history, r, cause, kinds)
 
     def _evaluate_everyone(
         self,
@@ -405,6 +438,7 @@ class Projector:
         set-wise; then the contacts whose membership changes are settled one by one."""
         version = segment.current
         assert version is not None
+        self.ledger.forget()
         evaluator = SetEvaluator(
             self.log.population(),
             session.contact_starts(),
@@ -422,13 +456,16 @@ class Projector:
             causes = t.causes(reads) if t else []
             value = contact in answer.members
             self._settle(session, segment, contact, r, value, max([position, *causes]), kinds)
+        self.ledger.forget()
         session.replace_deadlines(segment.id, answer.bounds)
 
     def _archive(self, session: ProjectionSession, segment: Segment, r: int, position: int) -> None:
         """Every member leaves; a change already made at r now has the archive as its cause."""
+        self.ledger.forget()
         earlier = {c for s, c in self._transitions_at(session, r) if s == segment.id}
-        for contact in sorted(set(session.members(segment.id)) | earlier):
+        for contact in sorted(session.member_set(segment.id) | earlier):
             self._settle(session, segment, contact, r, False, position, {position: "archived"})
+        self.ledger.forget()
         session.clear_deadlines(segment.id)
 
     # ---- deadlines ----
@@ -436,6 +473,7 @@ class Projector:
     def _deadlines(self, session: ProjectionSession, before: int) -> None:
         """Process every deadline due before an instant, in order of due instant."""
         while True:
+            self.ledger.flush()
             rows = session.due(before, self.deadline_batch)
             if not rows:
                 return
@@ -444,6 +482,7 @@ class Projector:
                 rows = [row for row in rows if row[0] != last]
             elif len(rows) == self.deadline_batch:
                 rows = session.due(rows[0][0] + 1, 1 << 62)
+            self.ledger.load({c for _, _, c in rows})
             for due, group in itertools.groupby(rows, key=lambda row: row[0]):
                 self._fire(session, due, [(s, c) for _, s, c in group])
 
@@ -470,10 +509,10 @@ class Projector:
     ) -> None:
         version = segment.current
         assert version is not None
-        ctx = Context(history, SessionSegments(session, self.registry, contact))
+        ctx = Context(history, LedgerSegments(self.ledger, self.registry, contact))
         value, due = evaluate_member(version.node, ctx, t)
         self._settle(session, segment, contact, t, value, cause, kinds)
-        session.set_deadline(segment.id, contact, due)
+        self.ledger.set_deadline(segment.id, contact, due)
 
     def _settle(
         self,
@@ -489,7 +528,7 @@ class Projector:
         at_t = self._transitions_at(session, t)
         key = (segment.id, contact)
         earlier = at_t.get(key)
-        member = session.is_member(segment.id, contact)
+        member = self.ledger.is_member(segment.id, contact)
         if value == member:
             if earlier is not None and cause is not None and (earlier.cause.position or 0) < cause:
                 new_cause = Cause(kinds[cause], cause)
@@ -500,11 +539,10 @@ class Projector:
             # The instant took back its own change: the contact is where it was before t.
             session.delete_transition(earlier.id)  # type: ignore[arg-type]
             del at_t[key]
-            if value:
-                before = session.last_transition(segment.id, contact)
-                session.add_member(segment.id, contact, before.at if before else t)
-            else:
-                session.remove_member(segment.id, contact)
+            before = session.last_transition(segment.id, contact) if value else None
+            self.ledger.set_member(
+                segment.id, contact, (before.at if before else t) if value else None
+            )
             return
         record = TransitionRecord(
             segment.id,
@@ -515,10 +553,7 @@ class Projector:
             Cause(kinds[cause], cause) if cause is not None else Cause("time"),
         )
         at_t[key] = replace(record, id=session.add_transition(record))
-        if value:
-            session.add_member(segment.id, contact, t)
-        else:
-            session.remove_member(segment.id, contact)
+        self.ledger.set_member(segment.id, contact, t if value else None)
 
     def _transitions_at(
         self, session: ProjectionSession, t: int
@@ -533,10 +568,22 @@ class Projector:
             closure = self.registry.closure(segment.id)
             types: set[str | None] = set()
             props: set[str] = set()
+            ways: dict[str | None, int] = {}
             for s in closure:
-                if s.current is not None:
-                    types |= s.current.event_types
-                    props |= s.current.properties
-            reads = Reads(frozenset(types), frozenset(props), frozenset(s.id for s in closure))
+                if s.current is None:
+                    continue
+                types |= s.current.event_types
+                props |= s.current.properties
+                # Another segment's rule can move this one either way.
+                own = (
+                    directions(s.current.ast)
+                    if s is segment
+                    else dict.fromkeys(s.current.event_types, EITHER)
+                )
+                for event_type, way in own.items():
+                    ways[event_type] = way if ways.get(event_type, way) == way else EITHER
+            reads = Reads(
+                frozenset(types), frozenset(props), frozenset(s.id for s in closure), ways
+            )
             self._reads[segment.id] = reads
         return reads

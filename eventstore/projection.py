@@ -135,6 +135,30 @@ class ProjectionSession(Protocol):
         """Every current member."""
         ...
 
+    def known_contacts(self, contact_ids: Sequence[str]) -> set[str]:
+        """Those of the contacts the projection knows already."""
+        ...
+
+    def members_of(self, contact_ids: Sequence[str]) -> list[tuple[str, str, int]]:
+        """(segment_id, contact_id, since) of every membership of some contacts."""
+        ...
+
+    def deadlines_for(self, contact_ids: Sequence[str]) -> list[tuple[str, str, int]]:
+        """(segment_id, contact_id, due) of every deadline of some contacts."""
+        ...
+
+    def write_members(
+        self, upserts: Sequence[tuple[str, str, int]], deletes: Sequence[tuple[str, str]]
+    ) -> None:
+        """Set and remove memberships in bulk."""
+        ...
+
+    def write_deadlines(
+        self, upserts: Sequence[tuple[str, str, int]], deletes: Sequence[tuple[str, str]]
+    ) -> None:
+        """Set and remove deadlines in bulk."""
+        ...
+
     def deadlines_of(self, segment_id: str) -> dict[str, int]:
         """Every contact's deadline in a segment."""
         ...

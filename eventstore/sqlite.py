@@ -28,6 +28,13 @@ TRIGGERS = (
     " SELECT RAISE(ABORT, 'the event log is append-only: events cannot be updated'); END",
     "CREATE TRIGGER IF NOT EXISTS events_are_permanent BEFORE DELETE ON events BEGIN"
     " SELECT RAISE(ABORT, 'the event log is append-only: events cannot be deleted'); END",
+    # INSERT OR REPLACE deletes the row it collides with without firing DELETE triggers
+    # (unless recursive_triggers is on, which no other connection can be made to promise).
+    "CREATE TRIGGER IF NOT EXISTS events_are_never_replaced BEFORE INSERT ON events"
+    " WHEN EXISTS (SELECT 1 FROM events WHERE position = NEW.position)"
+    " OR EXISTS (SELECT 1 FROM events WHERE event_id = NEW.event_id)"
+    " OR EXISTS (SELECT 1 FROM events WHERE stream = NEW.stream AND version = NEW.version)"
+    " BEGIN SELECT RAISE(ABORT, 'the event log is append-only: events cannot be replaced'); END",
 )
 
 
@@ -66,20 +73,26 @@ _SELECT_KNOWN_IDS = (
     "SELECT event_id, position, recorded_at FROM events"
     " WHERE event_id IN (SELECT value FROM json_each(?))"
 )
+# One max() per stream, so that each is a single index seek; a GROUP BY over all streams
+# would read every version of every stream in the batch (long streams make appends slow).
 _SELECT_VERSIONS = (
-    "SELECT stream, max(version) FROM events"
-    " WHERE stream IN (SELECT value FROM json_each(?)) GROUP BY stream"
+    "SELECT value, coalesce((SELECT max(version) FROM events WHERE stream = value), 0)"
+    " FROM json_each(?)"
 )
 _SELECT_HEAD = "SELECT position, recorded_at FROM events ORDER BY position DESC LIMIT 1"
 _SELECT_FLOOR = "SELECT instant FROM clock_floor WHERE id = 1"
 _INSERT = f"INSERT INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 
 
+# Built once: json.dumps with options builds a new encoder on every call.
+_to_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+
+
 def _encode(index: int, data: Mapping[str, Any]) -> str:
-    if not isinstance(data, Mapping):
+    if type(data) is not dict and not isinstance(data, Mapping):  # the ABC check is slow
         raise InvalidEventError(index, "data must be a JSON object")
     try:
-        return json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        return _to_json(data)
     except (TypeError, ValueError) as exc:
         raise InvalidEventError(index, f"data is not valid JSON: {exc}") from exc
 
@@ -189,8 +202,8 @@ class SQLiteEventStore:
             if e.event_id not in known and e.event_id not in fresh:
                 fresh[e.event_id] = i
         streams = {events[i].stream for i in fresh.values()}
-        versions = dict.fromkeys(streams | set(expected), 0)
-        versions.update(conn.execute(_SELECT_VERSIONS, (json.dumps(list(versions)),)))
+        wanted = json.dumps(list(streams | set(expected)))
+        versions = dict(conn.execute(_SELECT_VERSIONS, (wanted,)))
         for stream, want in expected.items():
             # A retried append whose events are all stored already is acknowledged, not refused.
             if stream in streams and versions[stream] != want:

@@ -50,6 +50,7 @@ def create_schema(db: sqlite_utils.Database) -> None:
         " due INTEGER NOT NULL, PRIMARY KEY (segment_id, contact_id)) WITHOUT ROWID"
     )
     db["deadlines"].create_index(["due"], if_not_exists=True)
+    db["deadlines"].create_index(["contact_id"], if_not_exists=True)
     db.execute(
         "CREATE TABLE IF NOT EXISTS contacts (contact_id TEXT PRIMARY KEY,"
         " exists_from INTEGER NOT NULL) WITHOUT ROWID"
@@ -218,6 +219,50 @@ class SQLiteProjectionSession(SQLiteTransaction):
     def contact_starts(self) -> dict[str, int]:
         """Every known contact and the instant it exists from."""
         return dict(self.conn.execute("SELECT contact_id, exists_from FROM contacts"))
+
+    def known_contacts(self, contact_ids: Sequence[str]) -> set[str]:
+        """Those of the contacts the projection knows already."""
+        rows = self.conn.execute(
+            "SELECT contact_id FROM contacts WHERE contact_id IN (SELECT value FROM json_each(?))",
+            (json.dumps(list(contact_ids)),),
+        )
+        return {r[0] for r in rows}
+
+    def members_of(self, contact_ids: Sequence[str]) -> list[tuple[str, str, int]]:
+        """(segment_id, contact_id, since) of every membership of some contacts."""
+        rows = self.conn.execute(
+            "SELECT segment_id, contact_id, since FROM members"
+            " WHERE contact_id IN (SELECT value FROM json_each(?))",
+            (json.dumps(list(contact_ids)),),
+        )
+        return [tuple(r) for r in rows]  # type: ignore[misc]
+
+    def deadlines_for(self, contact_ids: Sequence[str]) -> list[tuple[str, str, int]]:
+        """(segment_id, contact_id, due) of every deadline of some contacts."""
+        rows = self.conn.execute(
+            "SELECT segment_id, contact_id, due FROM deadlines"
+            " WHERE contact_id IN (SELECT value FROM json_each(?))",
+            (json.dumps(list(contact_ids)),),
+        )
+        return [tuple(r) for r in rows]  # type: ignore[misc]
+
+    def write_members(
+        self, upserts: Sequence[tuple[str, str, int]], deletes: Sequence[tuple[str, str]]
+    ) -> None:
+        """Set and remove memberships in bulk."""
+        self.conn.executemany("INSERT OR REPLACE INTO members VALUES (?, ?, ?)", upserts)
+        self.conn.executemany(
+            "DELETE FROM members WHERE segment_id = ? AND contact_id = ?", deletes
+        )
+
+    def write_deadlines(
+        self, upserts: Sequence[tuple[str, str, int]], deletes: Sequence[tuple[str, str]]
+    ) -> None:
+        """Set and remove deadlines in bulk."""
+        self.conn.executemany("INSERT OR REPLACE INTO deadlines VALUES (?, ?, ?)", upserts)
+        self.conn.executemany(
+            "DELETE FROM deadlines WHERE segment_id = ? AND contact_id = ?", deletes
+        )
 
     def member_set(self, segment_id: str) -> set[str]:
         """Every current member."""

@@ -1,0 +1,87 @@
+"""Membership and deadlines of the contacts the projector is working on: read in bulk for
+the contacts of an instant, changed in memory, written back in bulk."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from eventstore.projection import ProjectionSession
+
+Key = tuple[str, str]  # (segment id, contact id)
+
+
+class Ledger:
+    """A write-back cache over one projection session."""
+
+    def __init__(self, session: ProjectionSession) -> None:
+        self.session = session
+        self._since: dict[Key, int] = {}
+        self._due: dict[Key, int] = {}
+        self._loaded: set[str] = set()
+        self._member_writes: dict[Key, int | None] = {}
+        self._due_writes: dict[Key, int | None] = {}
+
+    def load(self, contacts: Iterable[str]) -> None:
+        """Read the memberships and deadlines of contacts not read yet, in two queries."""
+        missing = [c for c in contacts if c not in self._loaded]
+        if not missing:
+            return
+        for segment_id, contact, since in self.session.members_of(missing):
+            self._since[(segment_id, contact)] = since
+        for segment_id, contact, due in self.session.deadlines_for(missing):
+            self._due[(segment_id, contact)] = due
+        self._loaded.update(missing)
+
+    def is_member(self, segment_id: str, contact: str) -> bool:
+        """Whether the contact is a member now."""
+        self.load((contact,))
+        return (segment_id, contact) in self._since
+
+    def set_member(self, segment_id: str, contact: str, since: int | None) -> None:
+        """Make the contact a member since an instant, or not a member (None)."""
+        self.load((contact,))
+        key = (segment_id, contact)
+        if since is None:
+            self._since.pop(key, None)
+        else:
+            self._since[key] = since
+        self._member_writes[key] = since
+
+    def deadline(self, segment_id: str, contact: str) -> int | None:
+        """The contact's deadline in a segment."""
+        self.load((contact,))
+        return self._due.get((segment_id, contact))
+
+    def set_deadline(self, segment_id: str, contact: str, due: int | None) -> None:
+        """The next instant the membership can change with no new event (None: never)."""
+        self.load((contact,))
+        key = (segment_id, contact)
+        if self._due.get(key) == due:
+            return
+        if due is None:
+            self._due.pop(key, None)
+        else:
+            self._due[key] = due
+        self._due_writes[key] = due
+
+    def flush(self) -> None:
+        """Write every change back to the session."""
+        if self._member_writes:
+            self.session.write_members(
+                [(s, c, v) for (s, c), v in self._member_writes.items() if v is not None],
+                [(s, c) for (s, c), v in self._member_writes.items() if v is None],
+            )
+            self._member_writes.clear()
+        if self._due_writes:
+            self.session.write_deadlines(
+                [(s, c, v) for (s, c), v in self._due_writes.items() if v is not None],
+                [(s, c) for (s, c), v in self._due_writes.items() if v is None],
+            )
+            self._due_writes.clear()
+
+    def forget(self) -> None:
+        """Write back, then drop everything read (the session's tables change behind it)."""
+        self.flush()
+        self._since.clear()
+        self._due.clear()
+        self._loaded.clear()
