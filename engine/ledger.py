@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from eventstore.projection import ProjectionSession
+from eventstore.projection import Cause, ProjectionSession, TransitionRecord
 
 Key = tuple[str, str]  # (segment id, contact id)
 
@@ -20,10 +20,13 @@ class Ledger:
         self._loaded: set[str] = set()
         self._member_writes: dict[Key, int | None] = {}
         self._due_writes: dict[Key, int | None] = {}
+        self._transitions: list[TransitionRecord] = []
+        self._last_id: int | None = None
 
     def load(self, contacts: Iterable[str]) -> None:
         """Read the memberships and deadlines of contacts not read yet, in two queries."""
-        missing = [c for c in contacts if c not in self._loaded]
+        loaded = self._loaded
+        missing = [c for c in contacts if c not in loaded]
         if not missing:
             return
         for segment_id, contact, since in self.session.members_of(missing):
@@ -34,7 +37,8 @@ class Ledger:
 
     def is_member(self, segment_id: str, contact: str) -> bool:
         """Whether the contact is a member now."""
-        self.load((contact,))
+        if contact not in self._loaded:
+            self.load((contact,))
         return (segment_id, contact) in self._since
 
     def set_member(self, segment_id: str, contact: str, since: int | None) -> None:
@@ -49,7 +53,8 @@ class Ledger:
 
     def deadline(self, segment_id: str, contact: str) -> int | None:
         """The contact's deadline in a segment."""
-        self.load((contact,))
+        if contact not in self._loaded:
+            self.load((contact,))
         return self._due.get((segment_id, contact))
 
     def set_deadline(self, segment_id: str, contact: str, due: int | None) -> None:
@@ -64,8 +69,32 @@ class Ledger:
             self._due[key] = due
         self._due_writes[key] = due
 
+    def add_transition(
+        self,
+        segment_id: str,
+        contact: str,
+        kind: str,
+        at: int,
+        rule_version: int,
+        cause: Cause,
+    ) -> TransitionRecord:
+        """A new transition, given its id now and written with the next flush."""
+        if self._last_id is None:
+            self._last_id = self.session.last_transition_id()
+        self._last_id += 1
+        record = TransitionRecord(segment_id, contact, kind, at, rule_version, cause, self._last_id)
+        self._transitions.append(record)
+        return record
+
+    def flush_transitions(self) -> None:
+        """Write the new transitions back to the session."""
+        if self._transitions:
+            self.session.write_transitions(self._transitions)
+            self._transitions.clear()
+
     def flush(self) -> None:
         """Write every change back to the session."""
+        self.flush_transitions()
         if self._member_writes:
             self.session.write_members(
                 [(s, c, v) for (s, c), v in self._member_writes.items() if v is not None],
@@ -85,3 +114,4 @@ class Ledger:
         self._since.clear()
         self._due.clear()
         self._loaded.clear()
+        self._last_id = None

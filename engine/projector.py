@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import itertools
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -201,6 +201,15 @@ class Histories:
             self._cache.move_to_end(contact)
         return history
 
+    def prefetch(self, contacts: Iterable[str], upto: int) -> None:
+        """Read the histories of contacts not cached yet, in few queries."""
+        missing = [CONTACT_STREAM + c for c in contacts if c not in self._cache]
+        if not missing:
+            return
+        for stream, stored in self._log.read_streams(missing).items():
+            history = History(to_event(s) for s in stored if s.position <= upto)
+            self._remember(stream[len(CONTACT_STREAM) :], history)
+
     def extend(self, contact: str, events: Sequence[Event], upto: int, known: bool) -> History:
         """The contact's history with newly applied events added (`known`: it had events)."""
         cached = self._cache.get(contact)
@@ -242,6 +251,7 @@ class Projector:
         self._committed: tuple[int, int] | None = None
         self._reads: dict[str, Reads] = {}
         self._at: tuple[int, dict[tuple[str, str], TransitionRecord]] = (-1, {})
+        self._settled_until = 0
         self._ledger: Ledger | None = None
 
     # ---- the loop ----
@@ -295,6 +305,8 @@ class Projector:
                     self._histories.clear()
                     self.refresh()
                 self._at = (-1, {})
+                # Transitions may already be stamped with instants up to here (and only those).
+                self._settled_until = session.instant
                 self._ledger = Ledger(session)
                 result = work(session)
                 self._ledger.flush()
@@ -375,6 +387,7 @@ class Projector:
         histories: dict[str, History] = {}
         if arrived:
             known = session.known_contacts(list(arrived))
+            self._histories.prefetch(known, upto)
             histories = {
                 c: self._histories.extend(c, evs, upto, c in known) for c, evs in arrived.items()
             }
@@ -483,6 +496,7 @@ class Projector:
             elif len(rows) == self.deadline_batch:
                 rows = session.due(rows[0][0] + 1, 1 << 62)
             self.ledger.load({c for _, _, c in rows})
+            self._histories.prefetch({c for _, _, c in rows}, session.position)
             for due, group in itertools.groupby(rows, key=lambda row: row[0]):
                 self._fire(session, due, [(s, c) for _, s, c in group])
 
@@ -532,11 +546,13 @@ class Projector:
         if value == member:
             if earlier is not None and cause is not None and (earlier.cause.position or 0) < cause:
                 new_cause = Cause(kinds[cause], cause)
+                self.ledger.flush()
                 session.revise_transition(earlier.id, new_cause, segment.version)  # type: ignore[arg-type]
                 at_t[key] = replace(earlier, cause=new_cause, rule_version=segment.version)
             return
         if earlier is not None:
             # The instant took back its own change: the contact is where it was before t.
+            self.ledger.flush()
             session.delete_transition(earlier.id)  # type: ignore[arg-type]
             del at_t[key]
             before = session.last_transition(segment.id, contact) if value else None
@@ -544,7 +560,7 @@ class Projector:
                 segment.id, contact, (before.at if before else t) if value else None
             )
             return
-        record = TransitionRecord(
+        at_t[key] = self.ledger.add_transition(
             segment.id,
             contact,
             ENTERED if value else EXITED,
@@ -552,14 +568,19 @@ class Projector:
             segment.version,
             Cause(kinds[cause], cause) if cause is not None else Cause("time"),
         )
-        at_t[key] = replace(record, id=session.add_transition(record))
         self.ledger.set_member(segment.id, contact, t if value else None)
 
     def _transitions_at(
         self, session: ProjectionSession, t: int
     ) -> dict[tuple[str, str], TransitionRecord]:
         if self._at[0] != t:
-            self._at = (t, {(x.segment_id, x.contact_id): x for x in session.transitions_at(t)})
+            if t > self._settled_until:
+                # Time only moves forward within a session: nothing is stamped t yet.
+                self._at = (t, {})
+            else:
+                self.ledger.flush_transitions()
+                found = session.transitions_at(t)
+                self._at = (t, {(x.segment_id, x.contact_id): x for x in found})
         return self._at[1]
 
     def _reads_of(self, segment: Segment) -> Reads:

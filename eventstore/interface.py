@@ -95,6 +95,10 @@ class EventStore(Protocol):
         """One stream's events with version > after_version, in order."""
         ...
 
+    def read_streams(self, streams: Sequence[str]) -> dict[str, list[StoredEvent]]:
+        """Several streams' events, each in order of version."""
+        ...
+
     def last_position(self) -> int:
         """The position of the newest event, 0 for an empty log."""
         ...

@@ -74,3 +74,61 @@ class PopulationQueries(Protocol):
     def event_types(self) -> Sequence[str]:
         """Every event type in the log."""
         ...
+
+
+# ---- bulk reads for the timeline replay (engine/timeline.py) ----
+
+
+@dataclass(frozen=True)
+class LogColumns:
+    """A run of log entries in position order, as columns (every stream, no data)."""
+
+    position: Sequence[int]
+    stream: Sequence[str]
+    type: Sequence[str]
+    occurred_at: Sequence[int]
+    recorded_at: Sequence[int]
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """One log entry with its data."""
+
+    position: int
+    stream: str
+    type: str
+    occurred_at: int
+    recorded_at: int
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class FieldColumns:
+    """Positions of some contact events and, per field asked for, the field's raw JSON text
+    in each event's data (None where the data has no such field; `null` is the text "null")."""
+
+    position: Sequence[int]
+    fields: tuple[Sequence[str | None], ...]
+
+
+class LogScans(Protocol):
+    """Whole-log reads in bulk, for rebuilding projections set-wise."""
+
+    def log_columns(self, max_position: int | None, chunk: int) -> Iterator[LogColumns]:
+        """Every entry up to a position (None: all), `chunk` entries at a time, in order."""
+        ...
+
+    def stream_entries(self, prefix: str, max_position: int | None) -> Iterator[LogEntry]:
+        """Every entry of the streams whose name starts with `prefix`, in position order."""
+        ...
+
+    def event_fields(
+        self,
+        types: Sequence[str] | None,
+        fields: Sequence[str],
+        max_position: int | None,
+        chunk: int,
+    ) -> Iterator[FieldColumns]:
+        """Contact events of some types (None: all) with the raw JSON of some data fields,
+        `chunk` events at a time, in no particular order."""
+        ...

@@ -83,6 +83,14 @@ class ProjectionSession(Protocol):
         """Store a transition; returns its id."""
         ...
 
+    def last_transition_id(self) -> int:
+        """The highest transition id, 0 if none."""
+        ...
+
+    def write_transitions(self, records: Sequence[TransitionRecord]) -> None:
+        """Store transitions that carry their ids."""
+        ...
+
     def delete_transition(self, transition_id: int) -> None:
         """Remove a transition undone within the same instant."""
         ...

@@ -7,7 +7,14 @@ import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from eventstore.population import EventCountRow, EventRange, EventRow
+from eventstore.population import (
+    EventCountRow,
+    EventRange,
+    EventRow,
+    FieldColumns,
+    LogColumns,
+    LogEntry,
+)
 
 CONTACT_PREFIX_LENGTH = len("contact:")
 _NON_ASCII = "*[^ -~]*"
@@ -120,3 +127,70 @@ class SQLitePopulationQueries:
 
 def _path(prop: str) -> str:
     return '$."' + prop.replace('"', '\\"') + '"'
+
+
+class SQLiteLogScans:
+    """Whole-log reads in bulk (the SQL behind engine/timeline.py)."""
+
+    def __init__(self, connection: Callable[[], sqlite3.Connection]) -> None:
+        self._connection = connection
+
+    def log_columns(self, max_position: int | None, chunk: int) -> Iterator[LogColumns]:
+        """Every entry up to a position, as columns, one page of `chunk` per query."""
+        after, until = 0, _NO_LIMIT if max_position is None else max_position
+        while True:
+            rows = (
+                self._connection()
+                .execute(
+                    "SELECT position, stream, type, occurred_at, recorded_at FROM events"
+                    " WHERE position > ? AND position <= ? ORDER BY position LIMIT ?",
+                    (after, until, chunk),
+                )
+                .fetchall()
+            )
+            if not rows:
+                return
+            yield LogColumns(*zip(*rows, strict=True))
+            after = rows[-1][0]
+            if len(rows) < chunk:
+                return
+
+    def stream_entries(self, prefix: str, max_position: int | None) -> Iterator[LogEntry]:
+        """Entries of the streams named `prefix...`, found through the stream index."""
+        rows = self._connection().execute(
+            "SELECT position, stream, type, occurred_at, recorded_at, data FROM events"
+            " WHERE stream >= ? AND stream < ? AND position <= ? ORDER BY position",
+            (prefix, _after_prefix(prefix), _NO_LIMIT if max_position is None else max_position),
+        )
+        for position, stream, kind, occurred_at, recorded_at, data in rows:
+            yield LogEntry(position, stream, kind, occurred_at, recorded_at, json.loads(data))
+
+    def event_fields(
+        self,
+        types: Sequence[str] | None,
+        fields: Sequence[str],
+        max_position: int | None,
+        chunk: int,
+    ) -> Iterator[FieldColumns]:
+        """Contact events with the raw JSON text of data fields (SQLite's `->` keeps a
+        number's text as written, so the caller parses it exactly as json.loads would)."""
+        clauses = ["stream >= 'contact:' AND stream < 'contact;'", "position <= ?"]
+        params: list[Any] = [_NO_LIMIT if max_position is None else max_position]
+        if types is not None:
+            clauses.append(f"type IN ({', '.join('?' * len(types))})")
+            params.extend(types)
+        extracts = "".join(f", data -> '{_path(f)}'" for f in fields)
+        cursor = self._connection().execute(
+            f"SELECT position{extracts} FROM events WHERE {' AND '.join(clauses)}", params
+        )
+        while rows := cursor.fetchmany(chunk):
+            columns = tuple(zip(*rows, strict=True))
+            yield FieldColumns(columns[0], columns[1:])
+
+
+_NO_LIMIT = (1 << 63) - 1
+
+
+def _after_prefix(prefix: str) -> str:
+    """The smallest text greater than every text that starts with `prefix`."""
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)

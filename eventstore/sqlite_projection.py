@@ -139,6 +139,30 @@ class SQLiteProjectionSession(SQLiteTransaction):
         )
         return cur.lastrowid  # type: ignore[return-value]
 
+    def last_transition_id(self) -> int:
+        """The highest transition id, 0 if none."""
+        return self.conn.execute("SELECT max(id) FROM transitions").fetchone()[0] or 0
+
+    def write_transitions(self, records: Sequence[TransitionRecord]) -> None:
+        """Store transitions that carry their ids."""
+        self.conn.executemany(
+            "INSERT INTO transitions (id, segment_id, contact_id, kind, at, rule_version,"
+            " cause_kind, cause_position) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                (
+                    r.id,
+                    r.segment_id,
+                    r.contact_id,
+                    r.kind,
+                    r.at,
+                    r.rule_version,
+                    r.cause.kind,
+                    r.cause.position,
+                )
+                for r in records
+            ),
+        )
+
     def delete_transition(self, transition_id: int) -> None:
         """Remove a transition undone within the same instant."""
         self.conn.execute("DELETE FROM transitions WHERE id = ?", (transition_id,))
@@ -250,19 +274,23 @@ class SQLiteProjectionSession(SQLiteTransaction):
         self, upserts: Sequence[tuple[str, str, int]], deletes: Sequence[tuple[str, str]]
     ) -> None:
         """Set and remove memberships in bulk."""
-        self.conn.executemany("INSERT OR REPLACE INTO members VALUES (?, ?, ?)", upserts)
-        self.conn.executemany(
-            "DELETE FROM members WHERE segment_id = ? AND contact_id = ?", deletes
-        )
+        if upserts:
+            self.conn.executemany("INSERT OR REPLACE INTO members VALUES (?, ?, ?)", upserts)
+        if deletes:
+            self.conn.executemany(
+                "DELETE FROM members WHERE segment_id = ? AND contact_id = ?", deletes
+            )
 
     def write_deadlines(
         self, upserts: Sequence[tuple[str, str, int]], deletes: Sequence[tuple[str, str]]
     ) -> None:
         """Set and remove deadlines in bulk."""
-        self.conn.executemany("INSERT OR REPLACE INTO deadlines VALUES (?, ?, ?)", upserts)
-        self.conn.executemany(
-            "DELETE FROM deadlines WHERE segment_id = ? AND contact_id = ?", deletes
-        )
+        if upserts:
+            self.conn.executemany("INSERT OR REPLACE INTO deadlines VALUES (?, ?, ?)", upserts)
+        if deletes:
+            self.conn.executemany(
+                "DELETE FROM deadlines WHERE segment_id = ? AND contact_id = ?", deletes
+            )
 
     def member_set(self, segment_id: str) -> set[str]:
         """Every current member."""
