@@ -81,6 +81,8 @@ class History:
         self.by_time: list[Event] = []
         self._times: list[int] = []
         self._selections: dict[Any, _Selection] = {}
+        # Selections by the type they read (None: any type), so an event meets only its own.
+        self._by_type: dict[str | None, list[_Selection]] = {}
         self._properties: dict[str, tuple[list[PropertyValue], list[int]]] = {}
         self.visible_from: int | None = None
         self.add(events)
@@ -90,7 +92,9 @@ class History:
         for e in sorted(events, key=lambda x: x.position):
             self.events.append(e)
             _insert(self.by_time, self._times, e, e.occurred_at, _time_key)
-            for selection in self._selections.values():
+            for selection in self._by_type.get(e.type, ()):
+                selection.offer(e)
+            for selection in self._by_type.get(None, ()):
                 selection.offer(e)
             if e.type == CONTACT_UPDATED:
                 for key, value in e.data.items():
@@ -121,6 +125,7 @@ class History:
             for e in self.by_time:
                 selection.offer(e)
             self._selections[key] = selection
+            self._by_type.setdefault(event_type, []).append(selection)
         return selection.events, selection.times
 
     def property_values(self, prop: str) -> tuple[list[PropertyValue], list[int]]:

@@ -91,11 +91,12 @@ class Reads:
             return True
         return event.type == CONTACT_UPDATED and not self.properties.isdisjoint(event.data)
 
-    def way(self, event: Event) -> int:
-        """Which way the event can move the segment's value (engine.monotone)."""
-        if event.type == CONTACT_UPDATED and not self.properties.isdisjoint(event.data):
+    def way(self, event_type: str, keys: frozenset[str] = frozenset()) -> int:
+        """Which way an event of a type (setting `keys`, for contact_updated) can move the
+        segment's value (engine.monotone)."""
+        if keys and not self.properties.isdisjoint(keys):
             return EITHER
-        return direction_of(self.ways, event.type)
+        return direction_of(self.ways, event_type)
 
 
 class Touched:
@@ -107,6 +108,11 @@ class Touched:
         self.events = events
         self.edits: dict[str, int] = {}
         self.visible = [e for e in events if e.occurred_at <= r]
+        # What the new events are, as far as which way they can move a rule goes.
+        self.kinds = {
+            (e.type, frozenset(e.data) if e.type == CONTACT_UPDATED else frozenset())
+            for e in events
+        }
         # Until r the contact had no visible event: every event of r brings it into being.
         self.new = (
             bool(self.visible) and history.visible_from is not None and history.visible_from >= r
@@ -134,7 +140,7 @@ class Touched:
         """
         if self.new or self.moves_start or any(s in reads.segments for s in self.edits):
             return True
-        ways = {reads.way(e) for e in self.events} - {UNREAD}
+        ways = {reads.way(event_type, keys) for event_type, keys in self.kinds} - {UNREAD}
         if not ways:
             return False
         return not ((ways == {UP} and member) or (ways == {DOWN} and not member))

@@ -1,0 +1,157 @@
+"""HTTP benchmark: ingest in batches of 1,000 with 20 segments active, and single-event latency.
+
+    python bench/api.py [--events N] [--singles N]
+
+Starts the real service (python -m api.serve) on a fresh SQLite file and talks to it over
+HTTP with one keep-alive connection. The baseline, measured in the same run against the same
+process, is GET /healthz: what any request costs here before our work. Never asserts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.generate import MIXED_SEGMENTS, generate_events  # noqa: E402
+from eventstore.sqlite_keys import SQLiteKeyStore  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def iso(ms: int) -> str:
+    seconds, millis = divmod(ms, 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
+
+
+class Client:
+    def __init__(self, port: int, key: str) -> None:
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        self.headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+
+    def call(self, method: str, path: str, body: object = None) -> tuple[int, bytes]:
+        data = None if body is None else json.dumps(body)
+        self.conn.request(method, path, body=data, headers=self.headers)
+        response = self.conn.getresponse()
+        return response.status, response.read()
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--contacts", type=int, default=10_000)
+    parser.add_argument("--singles", type=int, default=2_000)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as scratch:
+        db = Path(scratch) / "segments.db"
+        keys = SQLiteKeyStore(db)
+        _, key = keys.create("admin", "bench", int(time.time() * 1000))
+        keys.close()
+        port = free_port()
+        env = {**os.environ, "SEGMENTS_DB": str(db), "PYTHONPATH": str(ROOT)}
+        server = subprocess.Popen(
+            [sys.executable, "-m", "api.serve", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            rows = run(port, key, args)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+
+    width = max(len(r[0]) for r in rows)
+    print(f"\n{'benchmark':<{width}}  {'measured':>14}  {'target':>14}  {'baseline':>14}  x baseline")
+    for name, value, target, base, ratio in rows:
+        shown = f"{ratio:10.1f}" if ratio is not None else ""
+        print(f"{name:<{width}}  {value:>14}  {target:>14}  {base:>14}  {shown}")
+
+
+def run(port: int, key: str, args: argparse.Namespace) -> list[tuple]:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            client = Client(port, key)
+            client.call("GET", "/healthz")
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+    for name, rule in MIXED_SEGMENTS:
+        status, body = client.call("POST", "/v1/segments", {"name": name, "rule": rule})
+        assert status == 201, body
+
+    # The generator's stream spans 180 days in the past: every window is exercised.
+    events = [
+        {
+            "event_id": e["event_id"],
+            "contact_id": e["contact_id"],
+            "type": e["type"],
+            "occurred_at": iso(e["occurred_at"]),
+            "properties": e["properties"],
+        }
+        for e in generate_events(5, args.contacts, args.events, start=1_767_225_600_000)
+    ]
+    batches = [events[i : i + 1000] for i in range(0, len(events), 1000)]
+    started = time.perf_counter()
+    for batch in batches:
+        status, body = client.call("POST", "/v1/events", {"events": batch})
+        assert status == 201, body[:300]
+    took = time.perf_counter() - started
+    rate = len(events) / took
+
+    health = []
+    for _ in range(args.singles):
+        began = time.perf_counter()
+        client.call("GET", "/healthz")
+        health.append((time.perf_counter() - began) * 1000)
+
+    latencies = []
+    contacts = [e["contact_id"] for e in events[: args.singles]]
+    for contact in contacts:
+        began = time.perf_counter()
+        status, _ = client.call("POST", "/v1/events", {"contact_id": contact, "type": "page_viewed",
+                                                       "properties": {"url": "/pricing"}})
+        latencies.append((time.perf_counter() - began) * 1000)
+        assert status == 201
+
+    health_p50, health_p99 = statistics.median(health), percentile(health, 0.99)
+    p50, p99 = statistics.median(latencies), percentile(latencies, 0.99)
+    base_rate = 1000 / health_p50  # requests per second on one connection
+    return [
+        (f"ingest {len(events):,} events in batches of 1,000, 20 segments", f"{rate:,.0f} ev/s",
+         ">= 20,000 ev/s", "", None),
+        ("single event POST p50", f"{p50:.2f} ms", "", f"{health_p50:.2f} ms", p50 / health_p50),
+        ("single event POST p99", f"{p99:.2f} ms", "< 10 ms", f"{health_p99:.2f} ms",
+         p99 / health_p99),
+        ("  baseline: GET /healthz requests per second", f"{base_rate:,.0f} /s", "", "", None),
+    ]
+
+
+if __name__ == "__main__":
+    main()
