@@ -25,7 +25,7 @@ test: $(STAMP)
 	@$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	@echo "+ $(BIN)/ruff check . && $(BIN)/ruff format --check ."
+	@echo "+ $(BIN)/ruff check ."
 	@$(BIN)/ruff check .
 
 bench: $(STAMP)

@@ -84,7 +84,9 @@ def main() -> None:
             server.wait(timeout=30)
 
     width = max(len(r[0]) for r in rows)
-    print(f"\n{'benchmark':<{width}}  {'measured':>14}  {'target':>14}  {'baseline':>14}  x baseline")
+    print(
+        f"\n{'benchmark':<{width}}  {'measured':>14}  {'target':>14}  {'baseline':>14}  x baseline"
+    )
     for name, value, target, base, ratio in rows:
         shown = f"{ratio:10.1f}" if ratio is not None else ""
         print(f"{name:<{width}}  {value:>14}  {target:>14}  {base:>14}  {shown}")
@@ -135,8 +137,11 @@ def run(port: int, key: str, args: argparse.Namespace) -> list[tuple]:
     contacts = [e["contact_id"] for e in events[: args.singles]]
     for contact in contacts:
         began = time.perf_counter()
-        status, _ = client.call("POST", "/v1/events", {"contact_id": contact, "type": "page_viewed",
-                                                       "properties": {"url": "/pricing"}})
+        status, _ = client.call(
+            "POST",
+            "/v1/events",
+            {"contact_id": contact, "type": "page_viewed", "properties": {"url": "/pricing"}},
+        )
         latencies.append((time.perf_counter() - began) * 1000)
         assert status == 201
 
@@ -144,11 +149,21 @@ def run(port: int, key: str, args: argparse.Namespace) -> list[tuple]:
     p50, p99 = statistics.median(latencies), percentile(latencies, 0.99)
     base_rate = 1000 / health_p50  # requests per second on one connection
     return [
-        (f"ingest {len(events):,} events in batches of 1,000, 20 segments", f"{rate:,.0f} ev/s",
-         ">= 20,000 ev/s", "", None),
+        (
+            f"ingest {len(events):,} events in batches of 1,000, 20 segments",
+            f"{rate:,.0f} ev/s",
+            ">= 20,000 ev/s",
+            "",
+            None,
+        ),
         ("single event POST p50", f"{p50:.2f} ms", "", f"{health_p50:.2f} ms", p50 / health_p50),
-        ("single event POST p99", f"{p99:.2f} ms", "< 10 ms", f"{health_p99:.2f} ms",
-         p99 / health_p99),
+        (
+            "single event POST p99",
+            f"{p99:.2f} ms",
+            "< 10 ms",
+            f"{health_p99:.2f} ms",
+            p99 / health_p99,
+        ),
         ("  baseline: GET /healthz requests per second", f"{base_rate:,.0f} /s", "", "", None),
     ]
 

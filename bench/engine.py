@@ -19,12 +19,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.generate import MIXED_SEGMENTS, generate_events, to_new_event  # noqa: E402
-from engine.projector import Projector  # noqa: E402
-from engine.replay import replay  # noqa: E402
-from engine.service import ContactEvent, Service  # noqa: E402
-from eventstore.sqlite import SQLiteEventStore  # noqa: E402
-from eventstore.sqlite_projection import SQLiteProjectionStore  # noqa: E402
+from bench.generate import MIXED_SEGMENTS, generate_events, to_new_event
+from engine.projector import Projector
+from engine.replay import replay
+from engine.service import ContactEvent, Service
+from eventstore.sqlite import SQLiteEventStore
+from eventstore.sqlite_projection import SQLiteProjectionStore
 
 DAY = 86_400_000
 START = 1_767_225_600_000
@@ -117,12 +117,22 @@ def exits(count: int) -> list[tuple]:
     conn.execute("CREATE TABLE t (a TEXT, b TEXT, c INTEGER, PRIMARY KEY (a, b))")
     began = time.perf_counter()
     with conn:
-        conn.executemany("INSERT INTO t VALUES (?, ?, ?)", (("s", f"c-{i}", i) for i in range(count)))
+        conn.executemany(
+            "INSERT INTO t VALUES (?, ?, ?)", (("s", f"c-{i}", i) for i in range(count))
+        )
     base = time.perf_counter() - began
     conn.close()
     log.close()
     projection.close()
-    return [(f"{count:,} exits due in one second", f"{took:.2f} s", "< 2 s", f"{base:.2f} s", took / base)]
+    return [
+        (
+            f"{count:,} exits due in one second",
+            f"{took:.2f} s",
+            "< 2 s",
+            f"{base:.2f} s",
+            took / base,
+        )
+    ]
 
 
 def previews(path: Path, contacts: int) -> list[tuple]:
@@ -139,17 +149,28 @@ def previews(path: Path, contacts: int) -> list[tuple]:
     took = time.perf_counter() - started
     # Baseline: the same question as one hand-written SQL query.
     began = time.perf_counter()
-    plain = log.connection().execute(
-        "SELECT count(*) FROM (SELECT stream FROM events WHERE type = 'email_opened'"
-        " AND occurred_at > ?1 - 7 * 86400000 AND occurred_at <= ?1 GROUP BY stream"
-        " EXCEPT SELECT stream FROM events WHERE type = 'purchased'"
-        " AND occurred_at > ?1 - 90 * 86400000 AND occurred_at <= ?1 GROUP BY stream)",
-        (clock.now,),
-    ).fetchone()[0]
+    plain = (
+        log.connection()
+        .execute(
+            "SELECT count(*) FROM (SELECT stream FROM events WHERE type = 'email_opened'"
+            " AND occurred_at > ?1 - 7 * 86400000 AND occurred_at <= ?1 GROUP BY stream"
+            " EXCEPT SELECT stream FROM events WHERE type = 'purchased'"
+            " AND occurred_at > ?1 - 90 * 86400000 AND occurred_at <= ?1 GROUP BY stream)",
+            (clock.now,),
+        )
+        .fetchone()[0]
+    )
     base = time.perf_counter() - began
     assert plain == count, (plain, count)
-    rows.append((f"preview over {contacts:,} contacts: {rule}", f"{took:.2f} s", "< 2 s",
-                 f"{base:.3f} s", took / base))
+    rows.append(
+        (
+            f"preview over {contacts:,} contacts: {rule}",
+            f"{took:.2f} s",
+            "< 2 s",
+            f"{base:.3f} s",
+            took / base,
+        )
+    )
     for other in (
         'visited page where url contains "/pricing" at least 3 times within 30 days',
         'country in ("DE", "AT", "CH") and lead_score >= 50',
@@ -187,9 +208,20 @@ def replays(path: Path, events: int) -> list[tuple]:
     log.close()
     scratch.close()
     return [
-        (f"replay of {total:,} events, 20 segments", f"{rate:,.0f} ev/s", ">= 200,000 ev/s",
-         f"{base_rate:,.0f} rows/s", base_rate / rate),
-        ("  peak memory during replay", f"{max(peak_rss_mb(), before):,.0f} MB", "< 1 GB", "", None),
+        (
+            f"replay of {total:,} events, 20 segments",
+            f"{rate:,.0f} ev/s",
+            ">= 200,000 ev/s",
+            f"{base_rate:,.0f} rows/s",
+            base_rate / rate,
+        ),
+        (
+            "  peak memory during replay",
+            f"{max(peak_rss_mb(), before):,.0f} MB",
+            "< 1 GB",
+            "",
+            None,
+        ),
     ]
 
 
@@ -208,7 +240,9 @@ def main() -> None:
         rows += replays(path, args.events)
     rows += previews(path, args.contacts)
     width = max(len(r[0]) for r in rows)
-    print(f"\n{'benchmark':<{width}}  {'measured':>16}  {'target':>16}  {'baseline':>16}  x baseline")
+    print(
+        f"\n{'benchmark':<{width}}  {'measured':>16}  {'target':>16}  {'baseline':>16}  x baseline"
+    )
     for name, value, target, base, ratio in rows:
         shown = f"{ratio:10.1f}" if ratio is not None else ""
         print(f"{name:<{width}}  {value:>16}  {target:>16}  {base:>16}  {shown}")
