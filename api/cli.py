@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 from flask import Flask
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 
 from api.web import Services
 from engine.replay import replay, verify
@@ -53,6 +53,7 @@ def revoke_key(key_id: str) -> None:
 
 
 @click.command("replay")
+@with_appcontext
 @click.option(
     "--verify",
     "check",

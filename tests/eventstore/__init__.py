@@ -1,0 +1,1 @@
+"""Tests of the event store: one recorder contract, run against every backend."""
