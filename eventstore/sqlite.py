@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -81,7 +82,30 @@ _SELECT_VERSIONS = (
 )
 _SELECT_HEAD = "SELECT position, recorded_at FROM events ORDER BY position DESC LIMIT 1"
 _SELECT_FLOOR = "SELECT instant FROM clock_floor WHERE id = 1"
-_INSERT = f"INSERT INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+_ROW = "(?, ?, ?, ?, ?, ?, ?, ?)"
+_MAX_ROWS_PER_INSERT = 512
+
+
+@functools.cache
+def _insert_statement(rows: int) -> str:
+    return f"INSERT INTO events ({_COLUMNS}) VALUES " + ", ".join([_ROW] * rows)
+
+
+def _insert(conn: sqlite3.Connection, rows: list[tuple]) -> None:
+    """Insert rows with a few multi-row statements rather than one statement per row.
+
+    With triggers on the table SQLite keeps a statement journal for every INSERT statement,
+    and per row that costs more than the insert itself. Chunks are powers of two, so only a
+    handful of distinct statements are ever prepared (and cached).
+    """
+    limit = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // 8
+    most = 1 << (min(limit, _MAX_ROWS_PER_INSERT).bit_length() - 1)
+    start = 0
+    while start < len(rows):
+        size = min(most, 1 << ((len(rows) - start).bit_length() - 1))
+        chunk = rows[start : start + size]
+        conn.execute(_insert_statement(size), [value for row in chunk for value in row])
+        start += size
 
 
 # Built once: json.dumps with options builds a new encoder on every call.
@@ -170,6 +194,9 @@ class SQLiteEventStore:
             if not e.event_id or not e.stream or not e.type:
                 raise InvalidEventError(i, "event_id, stream and type must not be empty")
         expected = dict(expected_versions or {})
+        # Statement journals (see _insert) in memory, not spilled to temporary files; setting
+        # it again costs nothing, and it cannot be set inside the transaction.
+        self._connections.get().execute("PRAGMA temp_store = MEMORY")
         try:
             with self._write() as conn:
                 return self._append(conn, events, encoded, expected)
@@ -237,7 +264,7 @@ class SQLiteEventStore:
                 )
             )
             receipts[event_id] = Receipt(event_id, position, recorded_at, duplicate=False)
-        conn.executemany(_INSERT, rows)
+        _insert(conn, rows)
         first_seen: set[str] = set()
         out = []
         for e in events:
