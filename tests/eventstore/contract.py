@@ -156,6 +156,18 @@ class EventStoreContract(ABC):
         assert store.stream_version("contact:1") == 2
         assert store.stream_version("contact:2") == 1
 
+    def test_a_large_batch_is_stored_whole_and_in_order(self, store):
+        store.append([new("first")])
+        batch = [new(f"e{i}", f"contact:{i % 7}", data={"i": i}) for i in range(1_300)]
+        batch.insert(700, new("first"))
+        receipts = store.append(batch)
+        assert [r.position for r in receipts] == [*range(2, 702), 1, *range(702, 1302)]
+        stored = list(store.read())
+        assert [e.data.get("i") for e in stored[1:]] == list(range(1_300))
+        for k in range(7):
+            versions = [e.version for e in store.read_stream(f"contact:{k}")]
+            assert versions == list(range(1, len(versions) + 1))
+
     def test_versions_count_per_stream_within_one_batch(self, store):
         streams = ["s:a", "s:b", "s:a", "s:a", "s:b"]
         store.append([new(f"e{i}", s) for i, s in enumerate(streams)])
@@ -575,7 +587,10 @@ class EventStoreContract(ABC):
             stdout=stdout,
             stderr=subprocess.PIPE,
             text=True,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            env={
+                **os.environ,
+                "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+            },
         )
 
     @pytest.mark.slow
