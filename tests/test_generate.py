@@ -16,6 +16,7 @@ import pytest
 
 from bench.generate import MIXED_SEGMENTS, STAGES, generate_events, main, to_new_event
 from eventstore.interface import NewEvent
+from grammar import parse
 
 ROOT = Path(__file__).resolve().parents[1]
 START = 1_767_225_600_000
@@ -251,8 +252,6 @@ def test_twenty_named_segments():
 
 
 def test_segment_rules_parse():
-    from grammar import parse
-
     for name, rule in MIXED_SEGMENTS:
         assert parse(rule) is not None, name
 
