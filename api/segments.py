@@ -92,11 +92,9 @@ def validate_rule() -> Response:
 )
 def preview() -> Response:
     body = json_body(s.PreviewIn())
-    service = services().service
-    at = body.get("at", service.clock())
-    count, sample = service.preview(body["rule"], at, body["sample"])
-    checked = service.check_rule(body["rule"])
-    return dump(s.PreviewOut(), {"rule": checked.text, "at": at, "count": count, "sample": sample})
+    return dump(
+        s.PreviewOut(), services().service.preview(body["rule"], body.get("at"), body["sample"])
+    )
 
 
 @bp.post("/v1/segments")

@@ -132,6 +132,15 @@ class History:
         """The values `contact_updated` events gave a property, by (occurred_at, position)."""
         return self._properties.get(prop, ([], []))
 
+    def properties_at(self, t: int) -> dict[str, Any]:
+        """Every property known at t with its value (properties set to null left out)."""
+        found = {}
+        for prop in self._properties:
+            assigned = self.property_at(prop, t)
+            if assigned is not None and assigned.value is not None:
+                found[prop] = assigned.value
+        return found
+
     def property_at(self, prop: str, t: int) -> PropertyValue | None:
         """The property's last assignment with occurred_at <= t (ties: later position)."""
         values, times = self._properties.get(prop, ((), ()))  # type: ignore[arg-type]

@@ -22,6 +22,7 @@ class Ledger:
         self._due_writes: dict[Key, int | None] = {}
         self._transitions: list[TransitionRecord] = []
         self._last_id: int | None = None
+        self.earliest_new_due: int | None = None  # the earliest deadline set since reset
 
     def load(self, contacts: Iterable[str]) -> None:
         """Read the memberships and deadlines of contacts not read yet, in two queries."""
@@ -67,6 +68,8 @@ class Ledger:
             self._due.pop(key, None)
         else:
             self._due[key] = due
+            if self.earliest_new_due is None or due < self.earliest_new_due:
+                self.earliest_new_due = due
         self._due_writes[key] = due
 
     def add_transition(

@@ -490,7 +490,11 @@ class Projector:
     # ---- deadlines ----
 
     def _deadlines(self, session: ProjectionSession, before: int) -> None:
-        """Process every deadline due before an instant, in order of due instant."""
+        """Process every deadline due before an instant, in order of due instant.
+
+        Deadlines are read in batches; a deadline set while a batch is worked through that
+        falls before the rest of the batch sends us back to read again, so order holds.
+        """
         while True:
             self.ledger.flush()
             rows = session.due(before, self.deadline_batch)
@@ -503,7 +507,11 @@ class Projector:
                 rows = session.due(rows[0][0] + 1, 1 << 62)
             self.ledger.load({c for _, _, c in rows})
             self._histories.prefetch({c for _, _, c in rows}, session.position)
+            self.ledger.earliest_new_due = None
             for due, group in itertools.groupby(rows, key=lambda row: row[0]):
+                new = self.ledger.earliest_new_due
+                if new is not None and new <= due:
+                    break  # a deadline just set comes first: read the batch again
                 self._fire(session, due, [(s, c) for _, s, c in group])
 
     def _fire(self, session: ProjectionSession, t: int, pairs: list[tuple[str, str]]) -> None:

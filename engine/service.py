@@ -11,7 +11,7 @@ from typing import Any
 from engine.asof import AsOfSegments, AsOfSets
 from engine.errors import Conflict, InvalidInput, InvalidRule, NotFound, VersionMismatch
 from engine.evaluate import Explanation
-from engine.history import CONTACT_UPDATED, History
+from engine.history import History
 from engine.projector import CONTACT_STREAM, Projector, to_event
 from engine.segments import (
     DYNAMIC,
@@ -56,6 +56,16 @@ class CheckedRule:
     ast: a.Condition
     text: str
     references: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Preview:
+    """What a rule would hold at an instant: its canonical text, a count and a sample."""
+
+    rule: str
+    at: int
+    count: int
+    sample: list[str]
 
 
 @dataclass(frozen=True)
@@ -283,12 +293,12 @@ class Service:
 
     # ---- membership questions ----
 
-    def preview(self, rule: str, at: int | None = None, sample: int = 20) -> tuple[int, list[str]]:
+    def preview(self, rule: str, at: int | None = None, sample: int = 20) -> Preview:
         """How many contacts a rule would hold at an instant, and a few of them; saves nothing."""
         checked = self.check_rule(rule)
         t = self.clock() if at is None else at
         members = self._sets_at(t).answer_rule(checked.ast, checked.references)
-        return len(members), sorted(members)[:sample]
+        return Preview(checked.text, t, len(members), sorted(members)[:sample])
 
     def members(
         self, segment_id: str, at: int | None = None, after: str | None = None, limit: int = 100
@@ -345,13 +355,7 @@ class Service:
         if not stored:
             raise NotFound(f'there is no contact "{contact}"', id=contact)
         history = History(to_event(s) for s in stored)
-        now = self.clock()
-        properties = {}
-        for prop in _property_names(stored):
-            assigned = history.property_at(prop, now)
-            if assigned is not None and assigned.value is not None:
-                properties[prop] = assigned.value
-        return properties, stored
+        return history.properties_at(self.clock()), stored
 
     def events(self, after: int = 0, limit: int = 100) -> list[StoredEvent]:
         """A page of the log, for auditors."""
@@ -386,22 +390,3 @@ def _rule_data(checked: CheckedRule) -> dict[str, Any]:
 def _problem(node: a.Condition, message: str) -> Problem:
     span = getattr(node, "span", None)
     return Problem(span.line if span else 1, span.column if span else 1, message)
-
-
-def _probe_segment(checked: CheckedRule, t: int) -> Segment:
-    """A segment that exists only for the length of a preview."""
-    from engine.segments import RuleVersion
-
-    probe = Segment(
-        id="\x00preview", name="preview", kind=DYNAMIC, created_at=t, created_position=0
-    )
-    probe.versions.append(RuleVersion(1, checked.text, checked.ast, checked.references, t, 0))
-    return probe
-
-
-def _property_names(stored: Sequence[StoredEvent]) -> list[str]:
-    names: dict[str, None] = {}
-    for s in stored:
-        if s.type == CONTACT_UPDATED:
-            names.update(dict.fromkeys(s.data))
-    return list(names)
