@@ -83,7 +83,8 @@ class EventStore(Protocol):
         """Store all events or none; a repeated event_id is acknowledged with its old position.
 
         `expected_versions` maps a stream to the version it must be at before the append
-        (0 for a stream that must not exist yet); a mismatch raises ConcurrencyError.
+        (0 for a stream that must not exist yet), whether or not the batch writes to it; a
+        mismatch raises ConcurrencyError, unless every event of the batch is a repeat.
         """
         ...
 

@@ -231,10 +231,12 @@ class SQLiteEventStore:
         streams = {events[i].stream for i in fresh.values()}
         wanted = json.dumps(list(streams | set(expected)))
         versions = dict(conn.execute(_SELECT_VERSIONS, (wanted,)))
-        for stream, want in expected.items():
-            # A retried append whose events are all stored already is acknowledged, not refused.
-            if stream in streams and versions[stream] != want:
-                raise ConcurrencyError(stream, want, versions[stream])
+        # A retried append whose events are all stored already is acknowledged, not refused;
+        # otherwise every expected version is checked, also of streams the batch leaves alone
+        # (a definition guards the segments it refers to that way).
+        for stream, want in expected.items() if fresh else ():
+            if versions.get(stream, 0) != want:
+                raise ConcurrencyError(stream, want, versions.get(stream, 0))
 
         head = conn.execute(_SELECT_HEAD).fetchone()
         position, last_recorded = head if head else (0, 0)

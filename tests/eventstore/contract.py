@@ -368,6 +368,16 @@ class EventStoreContract(ABC):
         store.append([new("d", "segment:s")], {"segment:s": 3})
         assert ids(store.read_stream("segment:s")) == ["a", "b", "c", "d"]
 
+    def test_a_stream_the_batch_leaves_alone_is_checked_too(self, store):
+        """A segment definition guards the segments it refers to this way."""
+        store.append([new("r1", "segment:ref")])
+        store.append([new("a", "segment:a")], {"segment:a": 0, "segment:ref": 1})
+        store.append([new("r2", "segment:ref")])
+        with pytest.raises(ConcurrencyError) as info:
+            store.append([new("b", "segment:a")], {"segment:a": 1, "segment:ref": 1})
+        assert (info.value.stream, info.value.expected, info.value.actual) == ("segment:ref", 1, 2)
+        assert ids(store.read()) == ["r1", "a", "r2"]
+
     def test_two_writers_with_the_same_expected_version_one_wins(self, open_store):
         store, other = open_store(), open_store()
         store.append([new("a", "segment:s")])
