@@ -796,13 +796,9 @@ class StoreMachine(RuleBasedStateMachine):
         for i, e in enumerate(batch):
             if e.event_id not in self.positions and e.event_id not in fresh:
                 fresh[e.event_id] = i
-        fresh_streams = {batch[i].stream for i in fresh.values()}
-        # A stream whose events are all stored already is a retry: acknowledged, not refused.
-        wrong = {
-            s: want
-            for s, want in expected.items()
-            if s in fresh_streams and self.versions[s] != want
-        }
+        # A batch whose events are all stored already is a retry: acknowledged, not refused;
+        # otherwise every stream named in expected versions is checked.
+        wrong = {s: want for s, want in expected.items() if fresh and self.versions[s] != want}
         if wrong:
             with pytest.raises(ConcurrencyError) as info:
                 self.store.append(batch, expected)
