@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.generate import MIXED_SEGMENTS, generate_events  # noqa: E402
+from bench.table import print_table  # noqa: E402
 from eventstore.sqlite_keys import SQLiteKeyStore  # noqa: E402
 
 
@@ -83,13 +84,7 @@ def main() -> None:
             server.terminate()
             server.wait(timeout=30)
 
-    width = max(len(r[0]) for r in rows)
-    print(
-        f"\n{'benchmark':<{width}}  {'measured':>14}  {'target':>14}  {'baseline':>14}  x baseline"
-    )
-    for name, value, target, base, ratio in rows:
-        shown = f"{ratio:10.1f}" if ratio is not None else ""
-        print(f"{name:<{width}}  {value:>14}  {target:>14}  {base:>14}  {shown}")
+    print_table(rows)
 
 
 def run(port: int, key: str, args: argparse.Namespace) -> list[tuple]:

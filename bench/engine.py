@@ -20,6 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.generate import MIXED_SEGMENTS, generate_events, to_new_event
+from bench.table import print_table
 from engine.projector import Projector
 from engine.replay import replay
 from engine.service import ContactEvent, Service
@@ -239,13 +240,7 @@ def main() -> None:
     if not args.skip_replay or SQLiteProjectionStore(path).checkpoint()[0] == 0:
         rows += replays(path, args.events)
     rows += previews(path, args.contacts)
-    width = max(len(r[0]) for r in rows)
-    print(
-        f"\n{'benchmark':<{width}}  {'measured':>16}  {'target':>16}  {'baseline':>16}  x baseline"
-    )
-    for name, value, target, base, ratio in rows:
-        shown = f"{ratio:10.1f}" if ratio is not None else ""
-        print(f"{name:<{width}}  {value:>16}  {target:>16}  {base:>16}  {shown}")
+    print_table(rows)
 
 
 if __name__ == "__main__":
