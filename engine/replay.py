@@ -7,6 +7,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from engine.projector import Projector
+from engine.timeline import replay_timeline
+from engine.timeline_defs import Unsupported
 from eventstore.interface import EventStore
 from eventstore.projection import ProjectionStore, TransitionRecord
 
@@ -14,9 +16,25 @@ Progress = Callable[[int], None]
 
 
 def replay(
-    log: EventStore, projection: ProjectionStore, now: int, progress: Progress | None = None
+    log: EventStore,
+    projection: ProjectionStore,
+    now: int,
+    progress: Progress | None = None,
+    method: str = "projector",
 ) -> int | None:
-    """Drop the projection and apply the whole log again, with deadlines fired in between."""
+    """Drop the projection and apply the whole log again, with deadlines fired in between.
+
+    `method` "projector" runs the incremental projector over the log; "timeline" computes
+    the same projection set-wise, by intervals of time (engine/timeline.py), and falls back
+    to the projector for the rare logs it does not handle.
+    """
+    if method == "timeline":
+        try:
+            return replay_timeline(log, projection, now, progress)
+        except Unsupported:
+            pass  # the projector rebuilds every log
+    elif method != "projector":
+        raise ValueError(f'method is "projector" or "timeline", not {method!r}')
     projection.reset()
     return Projector(log, projection).advance(now, progress=progress)
 

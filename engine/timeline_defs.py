@@ -15,6 +15,7 @@ from engine.segments import (
     SEGMENT_RULE_CHANGED,
     SEGMENT_STREAM,
     STATIC_EDIT_TYPES,
+    CycleError,
     Registry,
     Segment,
     dependency_order,
@@ -72,7 +73,11 @@ class Definitions:
             s.id: {ref for v in s.versions for ref in v.references.values()}
             for s in self.registry.segments.values()
         }
-        return dependency_order(graph)
+        try:
+            return dependency_order(graph)
+        except CycleError as exc:
+            # Versions at different times may refer both ways; no single order computes them.
+            raise Unsupported(str(exc)) from exc
 
     def epoch_at(self, t: int) -> Epoch | None:
         """The registry state in force at t."""

@@ -1,10 +1,10 @@
-"""The log as numpy columns, for the timeline replay: every entry's position and instant, the
-contact events sorted by contact and time, and the data fields that rules read."""
+"""The log as numpy columns, for the timeline replay: the instants entries were recorded at,
+the contact events sorted by contact and time, and the data fields that rules read."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,29 +15,22 @@ from eventstore.population import LogEntry, PopulationQueries
 CONTACT_STREAM = "contact:"
 SEGMENT_STREAM = "segment:"
 MISSING = -1  # value id of a field an event's data does not have
-
-
-@dataclass
-class Entries:
-    """Every log entry: its position and recorded_at; and which contact it belongs to."""
-
-    position: np.ndarray
-    recorded: np.ndarray
-    contact: np.ndarray  # -1 for entries of other streams
+CHUNK = 250_000  # positions per bulk read of data fields
 
 
 @dataclass
 class Events:
     """Contact events, sorted by (contact, occurred_at, position): the order in which the
-    evaluator reads them, so a row number ranks events of one contact by time."""
+    evaluator reads them, so a row number ranks the events of one contact by time."""
 
-    contact: np.ndarray  # int64
+    contact: np.ndarray  # int32, an index into `contacts`
     position: np.ndarray
     type: np.ndarray  # int16, an index into `types`
     occurred: np.ndarray
     recorded: np.ndarray
     types: list[str]
     contacts: list[str]
+    _row_by_position: np.ndarray | None = field(default=None, init=False, repr=False)
 
     @property
     def visible(self) -> np.ndarray:
@@ -52,80 +45,90 @@ class Events:
             return np.empty(0, np.int64)
         return np.flatnonzero(self.type == self.types.index(event_type))
 
+    def row_of(self, positions: np.ndarray) -> np.ndarray:
+        """The row numbers of events given by position."""
+        if self._row_by_position is None:
+            size = int(self.position.max()) + 1 if len(self.position) else 1
+            self._row_by_position = np.full(size, -1, np.int32)
+            self._row_by_position[self.position] = np.arange(len(self.position))
+        return self._row_by_position[positions]
+
 
 @dataclass
 class Log:
     """What the timeline replay reads from the log."""
 
-    entries: Entries
     events: Events
+    instants: np.ndarray  # every distinct recorded_at, ascending
     segment_entries: list[LogEntry]
-    max_position: int
-
-    @property
-    def last_position(self) -> int:
-        """The position of the last entry, 0 for an empty log."""
-        return int(self.entries.position[-1]) if len(self.entries.position) else 0
+    last_position: int
 
     @property
     def last_recorded(self) -> int | None:
-        """The recorded_at of the last entry."""
-        return int(self.entries.recorded[-1]) if len(self.entries.recorded) else None
+        """The recorded_at of the last entry, None for an empty log."""
+        return int(self.instants[-1]) if len(self.instants) else None
 
 
-def read_log(queries: PopulationQueries, max_position: int | None, chunk: int = 250_000) -> Log:
-    """Every entry as columns; contact events sorted by (contact, occurred_at, position)."""
-    streams: dict[str, int] = {}
-    types: dict[str, int] = {}
-    parts: list[tuple[np.ndarray, ...]] = []
-    for cols in queries.log_columns(max_position, chunk):
-        stream_ids = [streams.setdefault(s, len(streams)) for s in cols.stream]
-        type_ids = [types.setdefault(t, len(types)) for t in cols.type]
-        parts.append(
-            (
-                np.array(cols.position, np.int64),
-                np.array(stream_ids, np.int64),
-                np.array(type_ids, np.int16),
-                np.array(cols.occurred_at, np.int64),
-                np.array(cols.recorded_at, np.int64),
-            )
-        )
-    columns = [np.concatenate(c) for c in zip(*parts, strict=True)] if parts else []
-    del parts
-    if not columns:
-        columns = [np.empty(0, np.int64)] * 5
-    position, stream, kind, occurred, recorded = columns
-    # Streams to contacts: a contact's index is its rank among the contact streams.
-    names = list(streams)
-    is_contact = np.array([s.startswith(CONTACT_STREAM) for s in names], bool)
-    contact_of_stream = np.where(is_contact, np.cumsum(is_contact) - 1, -1)
-    contacts = [s[len(CONTACT_STREAM) :] for s in names if s.startswith(CONTACT_STREAM)]
-    contact = contact_of_stream[stream] if len(stream) else np.empty(0, np.int64)
-    entries = Entries(position, recorded, contact)
-    rows = np.flatnonzero(contact >= 0)
-    # One sort puts the events in evaluation order; positions break ties (stable).
-    order = rows[np.lexsort((occurred[rows], contact[rows]))]
-    events = Events(
-        contact[order],
-        position[order],
-        kind[order].astype(np.int16),
-        occurred[order],
-        recorded[order],
-        list(types),
-        contacts,
+def read_log(queries: PopulationQueries, max_position: int) -> Log:
+    """Every contact event as columns, sorted by (contact, occurred_at, position)."""
+    streams = queries.stream_positions(CONTACT_STREAM, max_position)
+    contact_of = np.full(max_position + 1, -1, np.int32)
+    contact_of[streams.positions] = np.repeat(
+        np.arange(len(streams.names), dtype=np.int32), streams.counts
     )
+    run_starts, run_recorded = queries.recorded_runs(max_position, 2_000_000)
+    types: list[str] = []
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    for column in queries.type_columns(max_position):
+        mine = contact_of[column.position] >= 0
+        if mine.any():
+            kind = np.full(int(mine.sum()), len(types), np.int16)
+            parts.append((column.position[mine], column.occurred_at[mine], kind))
+            types.append(column.type)
+    if parts:
+        position, occurred, kind = (np.concatenate(c) for c in zip(*parts, strict=True))
+    else:
+        position = occurred = np.empty(0, np.int64)
+        kind = np.empty(0, np.int16)
+    del parts
+    contact = contact_of[position]
+    del contact_of
+    # In position order first, so that a stable sort by (contact, time) breaks ties by it.
+    slot = np.full(max_position + 1, -1, np.int64)
+    slot[position] = np.arange(len(position))
+    by_position = slot[slot >= 0]
+    del slot
+    position, occurred, kind, contact = (
+        position[by_position],
+        occurred[by_position],
+        kind[by_position],
+        contact[by_position],
+    )
+    order = np.lexsort((occurred, contact))
+    position, occurred, kind, contact = (
+        position[order],
+        occurred[order],
+        kind[order],
+        contact[order],
+    )
+    recorded = run_recorded[np.searchsorted(run_starts, position, side="right") - 1]
+    events = Events(contact, position, kind, occurred, recorded, types, streams.names)
     segment_entries = list(queries.stream_entries(SEGMENT_STREAM, max_position))
-    top = int(position[-1]) if len(position) else 0
-    return Log(entries, events, segment_entries, top if max_position is None else max_position)
+    return Log(events, run_recorded, segment_entries, max_position)
 
 
 @dataclass
 class FieldValues:
-    """Data fields of some events: per field, a value id per event row (MISSING if absent)."""
+    """Data fields of some events: per field, a value id per event row (MISSING if absent).
+    Values are kept as their JSON text and parsed when asked for: most are asked once."""
 
     rows: np.ndarray  # event row numbers (Events order), ascending
     ids: dict[str, np.ndarray]
-    values: list[Any]  # value id -> the JSON value
+    texts: list[str]  # value id -> the value's JSON text
+
+    def value(self, value_id: int) -> Any:
+        """The value with an id (None for MISSING: a missing field reads as None)."""
+        return None if value_id == MISSING else decode(self.texts[value_id])
 
 
 @dataclass
@@ -135,11 +138,7 @@ class Fields:
     queries: PopulationQueries
     events: Events
     max_position: int
-    chunk: int = 250_000
-    _values: list[Any] = field(default_factory=list)
-    _ids: dict[str, int] = field(default_factory=dict)
     _cache: dict[tuple[str | None, tuple[str, ...]], FieldValues] = field(default_factory=dict)
-    _by_position: np.ndarray | None = None
 
     def read(self, event_type: str | None, names: Iterable[str]) -> FieldValues:
         """The fields of every event of a type (None: every type)."""
@@ -151,38 +150,40 @@ class Fields:
             self._cache[key] = found
         return found
 
-    def _row_of(self, positions: np.ndarray) -> np.ndarray:
-        if self._by_position is None:
-            self._by_position = np.argsort(self.events.position)
-        sorted_positions = self.events.position[self._by_position]
-        return self._by_position[np.searchsorted(sorted_positions, positions)]
-
     def _read(self, event_type: str | None, names: tuple[str, ...]) -> FieldValues:
         types = None if event_type is None else [event_type]
-        positions: list[np.ndarray] = []
-        columns: list[list[np.ndarray]] = [[] for _ in names]
-        for chunk in self.queries.event_fields(types, names, self.max_position, self.chunk):
-            positions.append(np.array(chunk.position, np.int64))
-            for i, texts in enumerate(chunk.fields):
-                columns[i].append(self._value_ids(texts))
-        if not positions:
+        rows: list[np.ndarray] = []
+        columns: dict[str, list[np.ndarray]] = {n: [] for n in names}
+        ids: dict[str, int] = {"": MISSING}  # a text's id, for this read only
+        texts: list[str] = []
+        for chunk in self.queries.field_texts(types, names, self.max_position, CHUNK):
+            rows.append(self.events.row_of(chunk.position))
+            for name, found in chunk.texts.items():
+                columns[name].append(_value_ids(found, ids, texts))
+        if not rows:
             empty = np.empty(0, np.int64)
-            return FieldValues(empty, {n: empty for n in names}, self._values)
-        rows = self._row_of(np.concatenate(positions))
-        order = np.argsort(rows)
-        ids = {n: np.concatenate(columns[i])[order] for i, n in enumerate(names)}
-        return FieldValues(rows[order], ids, self._values)
+            return FieldValues(empty, {n: empty for n in names}, texts)
+        every = np.concatenate(rows)
+        order = np.argsort(every)
+        return FieldValues(
+            every[order], {n: np.concatenate(columns[n])[order] for n in names}, texts
+        )
 
-    def _value_ids(self, texts: Sequence[str | None]) -> np.ndarray:
-        ids = self._ids
-        out = []
-        for text in texts:
-            if text is None:
-                out.append(MISSING)
-                continue
-            found = ids.get(text)
-            if found is None:
-                found = ids[text] = len(self._values)
-                self._values.append(json.loads(text))
-            out.append(found)
-        return np.array(out, np.int64)
+
+def _value_ids(found: list[str], ids: dict[str, int], texts: list[str]) -> np.ndarray:
+    """A value id per JSON text: the same text, the same id; "" (no field): MISSING."""
+    for text in dict.fromkeys(found):  # each distinct text once, at C speed
+        if text not in ids:
+            ids[text] = len(texts)
+            texts.append(text)
+    return np.fromiter(map(ids.__getitem__, found), np.int32, len(found))
+
+
+def decode(text: str) -> Any:
+    """A JSON text's value, as json.loads gives it (plain text and numbers without it)."""
+    first = text[0]
+    if first == '"' and "\\" not in text:
+        return text[1:-1]
+    if first in "-0123456789" and text.lstrip("-").isdigit():
+        return int(text)
+    return json.loads(text)

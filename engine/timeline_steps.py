@@ -39,9 +39,14 @@ class Axis:
         return self.origin + (1 << self.shift) - 1
 
     def key(self, contact: np.ndarray, t: np.ndarray | int) -> np.ndarray:
-        """The keys of (contact, instant) pairs."""
-        offset = np.clip(np.asarray(t, dtype=INT) - self.origin, 0, (1 << self.shift) - 1)
-        return (np.asarray(contact, dtype=INT) << self.shift) | offset
+        """The keys of (contact, instant) pairs (computed in place: arrays may be large)."""
+        offset = np.array(t, dtype=INT)
+        offset -= self.origin
+        np.clip(offset, 0, (1 << self.shift) - 1, out=offset)
+        keys = np.array(contact, dtype=INT)
+        keys <<= self.shift
+        keys |= offset
+        return keys
 
     def contact(self, keys: np.ndarray) -> np.ndarray:
         """The contact of each key."""
@@ -116,11 +121,26 @@ def first_of_runs(sorted_keys: np.ndarray) -> np.ndarray:
 
 
 def grid(parts: Sequence[np.ndarray]) -> np.ndarray:
-    """Every key of the parts, once, sorted."""
+    """Every key of the parts, once, sorted (the parts are sorted: merging them is cheap)."""
     present = [p for p in parts if len(p)]
     if not present:
         return np.empty(0, INT)
-    return np.unique(np.concatenate(present))
+    return distinct(np.sort(np.concatenate(present), kind="stable"))
+
+
+def distinct(sorted_keys: np.ndarray) -> np.ndarray:
+    """The keys of a sorted array, once each (np.unique hashes, which is slower here)."""
+    if not len(sorted_keys):
+        return sorted_keys
+    keep = np.empty(len(sorted_keys), bool)
+    keep[0] = True
+    np.not_equal(sorted_keys[1:], sorted_keys[:-1], out=keep[1:])
+    return sorted_keys[keep]
+
+
+def present(values: np.ndarray) -> list[int]:
+    """The distinct small non-negative integers of an array."""
+    return np.flatnonzero(np.bincount(values)).tolist() if len(values) else []
 
 
 def segmented_cumsum(values: np.ndarray, contact: np.ndarray) -> np.ndarray:

@@ -10,6 +10,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import numpy as np
+
 
 @dataclass(frozen=True)
 class EventRange:
@@ -48,7 +50,8 @@ class EventRow:
 
 
 class PopulationQueries(Protocol):
-    """The questions a backend answers for set-wise evaluation."""
+    """The questions a backend answers for set-wise evaluation, and the bulk reads of the
+    whole log that rebuild projections set-wise (engine/timeline.py)."""
 
     def count_events(self, query: EventRange) -> Iterator[EventCountRow]:
         """Per contact with at least one event in the range: count, first and last instants."""
@@ -75,19 +78,50 @@ class PopulationQueries(Protocol):
         """Every event type in the log."""
         ...
 
+    # ---- bulk reads, as numpy columns ----
 
-# ---- bulk reads for the timeline replay (engine/timeline.py) ----
+    def stream_positions(self, prefix: str, max_position: int) -> StreamPositions:
+        """The positions of the entries of the streams named `prefix<id>`, stream by stream."""
+        ...
+
+    def type_columns(self, max_position: int) -> Iterator[TypeColumns]:
+        """Per event type, the positions and occurred_at of its entries (every stream)."""
+        ...
+
+    def recorded_runs(self, max_position: int, chunk: int) -> tuple[np.ndarray, np.ndarray]:
+        """recorded_at never decreases with position: the first position of each run of
+        entries with the same recorded_at, and that recorded_at."""
+        ...
+
+    def stream_entries(self, prefix: str, max_position: int) -> Iterator[LogEntry]:
+        """Every entry of the streams named `prefix<id>`, with its data, in position order."""
+        ...
+
+    def field_texts(
+        self, types: Sequence[str] | None, fields: Sequence[str], max_position: int, chunk: int
+    ) -> Iterator[FieldTexts]:
+        """Contact events of some types (None: every type) with the raw JSON text of some
+        fields of their data, for about `chunk` positions at a time, in no set order."""
+        ...
 
 
 @dataclass(frozen=True)
-class LogColumns:
-    """A run of log entries in position order, as columns (every stream, no data)."""
+class StreamPositions:
+    """Positions of the entries of some streams: `counts[i]` positions of stream `names[i]`
+    (its name without the prefix), then the next stream's."""
 
-    position: Sequence[int]
-    stream: Sequence[str]
-    type: Sequence[str]
-    occurred_at: Sequence[int]
-    recorded_at: Sequence[int]
+    names: list[str]
+    counts: np.ndarray
+    positions: np.ndarray
+
+
+@dataclass(frozen=True)
+class TypeColumns:
+    """The entries of one event type."""
+
+    type: str
+    position: np.ndarray
+    occurred_at: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -103,32 +137,10 @@ class LogEntry:
 
 
 @dataclass(frozen=True)
-class FieldColumns:
-    """Positions of some contact events and, per field asked for, the field's raw JSON text
-    in each event's data (None where the data has no such field; `null` is the text "null")."""
+class FieldTexts:
+    """Some contact events: their positions and, per field, the field's JSON text in each
+    event's data exactly as written ("" where the data has no such field; JSON null is
+    "null"), so that it parses to what json.loads gives for the whole data."""
 
-    position: Sequence[int]
-    fields: tuple[Sequence[str | None], ...]
-
-
-class LogScans(Protocol):
-    """Whole-log reads in bulk, for rebuilding projections set-wise."""
-
-    def log_columns(self, max_position: int | None, chunk: int) -> Iterator[LogColumns]:
-        """Every entry up to a position (None: all), `chunk` entries at a time, in order."""
-        ...
-
-    def stream_entries(self, prefix: str, max_position: int | None) -> Iterator[LogEntry]:
-        """Every entry of the streams whose name starts with `prefix`, in position order."""
-        ...
-
-    def event_fields(
-        self,
-        types: Sequence[str] | None,
-        fields: Sequence[str],
-        max_position: int | None,
-        chunk: int,
-    ) -> Iterator[FieldColumns]:
-        """Contact events of some types (None: all) with the raw JSON of some data fields,
-        `chunk` events at a time, in no particular order."""
-        ...
+    position: np.ndarray
+    texts: dict[str, list[str]]

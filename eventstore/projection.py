@@ -8,7 +8,7 @@ with the changes it made.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -36,6 +36,11 @@ class TransitionRecord:
     rule_version: int
     cause: Cause
     id: int | None = None
+
+
+# A transition as plain values, for bulk writes: (segment_id, contact_id, kind, at,
+# rule_version, cause kind, cause position).
+TransitionRow = tuple[str, str, str, int, int, str, int | None]
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,15 @@ class ProjectionSession(Protocol):
 
     def write_transitions(self, records: Sequence[TransitionRecord]) -> None:
         """Store transitions that carry their ids."""
+        ...
+
+    def insert_transitions(self, rows: Iterable[TransitionRow]) -> None:
+        """Store many new transitions at once, ids given in order (a rebuild's bulk write)."""
+        ...
+
+    def bulk(self) -> AbstractContextManager[None]:
+        """While it lasts, writes need not keep secondary indexes up to date row by row;
+        they are whole again when it ends (for filling an empty projection)."""
         ...
 
     def delete_transition(self, transition_id: int) -> None:

@@ -7,13 +7,16 @@ import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+import numpy as np
+
 from eventstore.population import (
     EventCountRow,
     EventRange,
     EventRow,
-    FieldColumns,
-    LogColumns,
+    FieldTexts,
     LogEntry,
+    StreamPositions,
+    TypeColumns,
 )
 
 CONTACT_PREFIX_LENGTH = len("contact:")
@@ -124,73 +127,134 @@ class SQLitePopulationQueries:
         )
         return [r[0] for r in rows]
 
+    # ---- bulk reads, as numpy columns (the rows never pass through Python one by one) ----
 
-def _path(prop: str) -> str:
-    return '$."' + prop.replace('"', '\\"') + '"'
+    def stream_positions(self, prefix: str, max_position: int) -> StreamPositions:
+        """Positions of each stream named `prefix<id>`: two scans of the (stream, version)
+        index, both in stream order, one for the names and counts, one for the positions
+        (as one text, so that no small text per stream stays behind in memory)."""
+        bounds = (prefix, _after_prefix(prefix), max_position)
+        rows = (
+            self._connection()
+            .execute(
+                "SELECT substr(stream, ?), count(*) FROM events"
+                " WHERE stream >= ? AND stream < ? AND position <= ?"
+                " GROUP BY stream ORDER BY stream",
+                (len(prefix) + 1, *bounds),
+            )
+            .fetchall()
+        )
+        names = [r[0] for r in rows]
+        counts = np.array([r[1] for r in rows], np.int64)
+        del rows
+        (text,) = (
+            self._connection()
+            .execute(
+                "SELECT group_concat(position) FROM (SELECT position FROM events"
+                " WHERE stream >= ? AND stream < ? AND position <= ? ORDER BY stream)",
+                bounds,
+            )
+            .fetchone()
+        )
+        return StreamPositions(names, counts, _integers(text or ""))
 
-
-class SQLiteLogScans:
-    """Whole-log reads in bulk (the SQL behind engine/timeline.py)."""
-
-    def __init__(self, connection: Callable[[], sqlite3.Connection]) -> None:
-        self._connection = connection
-
-    def log_columns(self, max_position: int | None, chunk: int) -> Iterator[LogColumns]:
-        """Every entry up to a position, as columns, one page of `chunk` per query."""
-        after, until = 0, _NO_LIMIT if max_position is None else max_position
-        while True:
-            rows = (
+    def type_columns(self, max_position: int) -> Iterator[TypeColumns]:
+        """Positions and occurred_at of each type, through the (type, occurred_at) index."""
+        for event_type in self.event_types():
+            positions, occurred = (
                 self._connection()
                 .execute(
-                    "SELECT position, stream, type, occurred_at, recorded_at FROM events"
-                    " WHERE position > ? AND position <= ? ORDER BY position LIMIT ?",
-                    (after, until, chunk),
+                    "SELECT group_concat(position), group_concat(occurred_at) FROM events"
+                    " WHERE type = ? AND position <= ?",
+                    (event_type, max_position),
                 )
-                .fetchall()
+                .fetchone()
             )
-            if not rows:
-                return
-            yield LogColumns(*zip(*rows, strict=True))
-            after = rows[-1][0]
-            if len(rows) < chunk:
-                return
+            if positions is not None:
+                yield TypeColumns(event_type, _integers(positions), _integers(occurred))
 
-    def stream_entries(self, prefix: str, max_position: int | None) -> Iterator[LogEntry]:
-        """Entries of the streams named `prefix...`, found through the stream index."""
+    def recorded_runs(self, max_position: int, chunk: int) -> tuple[np.ndarray, np.ndarray]:
+        """First positions and recorded_at of the runs of equal recorded_at."""
+        starts: list[np.ndarray] = []
+        values: list[np.ndarray] = []
+        for after in range(0, max_position, chunk):
+            until = min(after + chunk, max_position)
+            count, recorded = (
+                self._connection()
+                .execute(
+                    "SELECT count(*), group_concat(recorded_at) FROM events"
+                    " WHERE position > ? AND position <= ?",
+                    (after, until),
+                )
+                .fetchone()
+            )
+            if not count:
+                continue
+            r = _integers(recorded)
+            if count == until - after:  # positions are gapless: no need to read them
+                p = np.arange(after + 1, until + 1)
+            else:
+                p = _integers(
+                    self._connection()
+                    .execute(
+                        "SELECT group_concat(position) FROM events"
+                        " WHERE position > ? AND position <= ?",
+                        (after, until),
+                    )
+                    .fetchone()[0]
+                )
+            first = np.flatnonzero(np.diff(r, prepend=r[0] - 1))
+            starts.append(p[first])
+            values.append(r[first])
+        if not starts:
+            return np.empty(0, np.int64), np.empty(0, np.int64)
+        p, r = np.concatenate(starts), np.concatenate(values)
+        keep = np.diff(r, prepend=r[0] - 1) != 0  # runs that cross a chunk's end
+        return p[keep], r[keep]
+
+    def stream_entries(self, prefix: str, max_position: int) -> Iterator[LogEntry]:
+        """Entries of the streams named `prefix<id>`, found through the stream index."""
         rows = self._connection().execute(
             "SELECT position, stream, type, occurred_at, recorded_at, data FROM events"
             " WHERE stream >= ? AND stream < ? AND position <= ? ORDER BY position",
-            (prefix, _after_prefix(prefix), _NO_LIMIT if max_position is None else max_position),
+            (prefix, _after_prefix(prefix), max_position),
         )
         for position, stream, kind, occurred_at, recorded_at, data in rows:
             yield LogEntry(position, stream, kind, occurred_at, recorded_at, json.loads(data))
 
-    def event_fields(
-        self,
-        types: Sequence[str] | None,
-        fields: Sequence[str],
-        max_position: int | None,
-        chunk: int,
-    ) -> Iterator[FieldColumns]:
-        """Contact events with the raw JSON text of data fields (SQLite's `->` keeps a
-        number's text as written, so the caller parses it exactly as json.loads would)."""
-        clauses = ["stream >= 'contact:' AND stream < 'contact;'", "position <= ?"]
-        params: list[Any] = [_NO_LIMIT if max_position is None else max_position]
+    def field_texts(
+        self, types: Sequence[str] | None, fields: Sequence[str], max_position: int, chunk: int
+    ) -> Iterator[FieldTexts]:
+        """SQLite's `->` gives a field's JSON text as written (a number keeps its digits); the
+        texts of a chunk come back joined by a character JSON text cannot hold unescaped."""
+        clauses = ["stream >= 'contact:' AND stream < 'contact;'", "position > ?", "position <= ?"]
         if types is not None:
-            clauses.append(f"type IN ({', '.join('?' * len(types))})")
-            params.extend(types)
-        extracts = "".join(f", data -> '{_path(f)}'" for f in fields)
-        cursor = self._connection().execute(
-            f"SELECT position{extracts} FROM events WHERE {' AND '.join(clauses)}", params
-        )
-        while rows := cursor.fetchmany(chunk):
-            columns = tuple(zip(*rows, strict=True))
-            yield FieldColumns(columns[0], columns[1:])
+            # `+type`: read each chunk by position, not every event of the type per chunk.
+            clauses.append(f"+type IN ({', '.join('?' * len(types))})")
+        texts = "".join(", group_concat(coalesce(data -> ?, ''), char(31))" for _ in fields)
+        sql = f"SELECT group_concat(position){texts} FROM events WHERE {' AND '.join(clauses)}"
+        for after in range(0, max_position, chunk):
+            params = [*map(_path, fields), after, min(after + chunk, max_position)]
+            row = self._connection().execute(sql, [*params, *(types or ())]).fetchone()
+            if row[0] is not None:
+                found = {f: text.split(_SEPARATOR) for f, text in zip(fields, row[1:], strict=True)}
+                yield FieldTexts(_integers(row[0]), found)
 
 
-_NO_LIMIT = (1 << 63) - 1
+_SEPARATOR = "\x1f"
+
+
+def _integers(text: str) -> np.ndarray:
+    """Integers written in decimal and joined by commas."""
+    if not text:
+        return np.empty(0, np.int64)
+    return np.fromstring(text, dtype=np.int64, sep=",")
 
 
 def _after_prefix(prefix: str) -> str:
     """The smallest text greater than every text that starts with `prefix`."""
     return prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
+def _path(prop: str) -> str:
+    return '$."' + prop.replace('"', '\\"') + '"'

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -15,7 +15,7 @@ import sqlite_utils
 
 from eventstore.checkpoints import SQLiteTransaction, create_checkpoint_table, read_checkpoint
 from eventstore.connections import Connections
-from eventstore.projection import Cause, DefinitionRecord, TransitionRecord
+from eventstore.projection import Cause, DefinitionRecord, TransitionRecord, TransitionRow
 
 NAME = "membership"
 TABLES = ("members", "transitions", "deadlines", "contacts", "segment_definitions")
@@ -162,6 +162,29 @@ class SQLiteProjectionSession(SQLiteTransaction):
                 for r in records
             ),
         )
+
+    def insert_transitions(self, rows: Iterable[TransitionRow]) -> None:
+        """Store many new transitions at once, ids given in order."""
+        self.conn.executemany(
+            "INSERT INTO transitions (segment_id, contact_id, kind, at, rule_version, cause_kind,"
+            " cause_position) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+
+    @contextmanager
+    def bulk(self) -> Iterator[None]:
+        """Drop the projection tables' secondary indexes, and build them again at the end:
+        one sort per index instead of an index update per row."""
+        indexes = self.conn.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
+            f" AND tbl_name IN ({', '.join('?' * len(TABLES))})",
+            TABLES,
+        ).fetchall()
+        for name, _ in indexes:
+            self.conn.execute(f'DROP INDEX "{name}"')
+        yield
+        for _, sql in indexes:
+            self.conn.execute(sql)
 
     def delete_transition(self, transition_id: int) -> None:
         """Remove a transition undone within the same instant."""

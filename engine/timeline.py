@@ -1,0 +1,375 @@
+"""Rebuilding the membership projection set-wise, by intervals of time.
+
+The projector (engine/projector.py) defines membership as a step function of time,
+
+    member(t) = the segment is live at t, the contact exists at t, and the rule version in
+                force at t holds over the contact's events recorded up to t,
+
+and applies the log one instant at a time. A rebuild need not follow it step by step: it
+reads the log once into columns, computes every leaf of every rule as a step function for
+all contacts at once (engine/timeline_leaves.py), combines them with and/or/not on a common
+grid of instants, splices rule versions by their time ranges, and takes the change points as
+transitions, with the causes and rule versions the projector gives them
+(engine/timeline_causes.py). Referenced segments are computed first, so `in segment` reads a
+finished step function. The results are written in bulk, in one transaction.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from collections.abc import Callable, Iterator
+
+import numpy as np
+
+from engine.history import CONTACT_UPDATED
+from engine.segments import DYNAMIC, RuleVersion, Segment
+from engine.timeline_causes import Causes
+from engine.timeline_defs import Definitions, read_definitions
+from engine.timeline_leaves import Leaves
+from engine.timeline_log import MISSING, Fields, Log, read_log
+from engine.timeline_steps import INT, Axis, Steps, first_of_runs, grid, last_of_runs
+from eventstore.interface import EventStore
+from eventstore.projection import (
+    ENTERED,
+    EXITED,
+    DefinitionRecord,
+    ProjectionSession,
+    ProjectionStore,
+    TransitionRow,
+)
+from grammar import ast as a
+
+Progress = Callable[[int], None]
+KIND = {True: ENTERED, False: EXITED}
+LEAVES = (*a.EVENT_CONDITIONS, *a.PROPERTY_CONDITIONS)
+WRITE_CHUNK = 200_000
+
+
+def replay_timeline(
+    log: EventStore, projection: ProjectionStore, now: int, progress: Progress | None = None
+) -> int | None:
+    """Drop the projection and rebuild it from the whole log, as of `now`; the next deadline."""
+    queries = log.population()
+    data = read_log(queries, log.last_position())
+    definitions = read_definitions(data.segment_entries)
+    timeline = Timeline(data, definitions, Fields(queries, data.events, data.last_position), now)
+    if data.last_recorded is not None and now > data.last_recorded:
+        # Time up to `now` is decided here: no append may be recorded before it from now on.
+        log.raise_clock_floor(now)
+    projection.reset()
+    with projection.session() as session:
+        next_deadline = timeline.write(session)
+    if progress is not None:
+        progress(data.last_position)
+    return next_deadline
+
+
+class Timeline:
+    """Membership of every contact in every segment over all time, from the log's columns."""
+
+    def __init__(self, log: Log, definitions: Definitions, fields: Fields, now: int) -> None:
+        self.log = log
+        self.definitions = definitions
+        self.registry = definitions.registry
+        events = log.events
+        self.contacts = list(events.contacts)
+        index = {c: i for i, c in enumerate(self.contacts)}
+        for edit in definitions.edits:
+            for name in edit.contacts:
+                if name not in index:  # a contact named in a static list only
+                    index[name] = len(self.contacts)
+                    self.contacts.append(name)
+        self.index = index
+        earliest = int(log.instants[0]) if len(log.instants) else now
+        self.axis = Axis.for_log(len(self.contacts), earliest)
+        self.last = log.last_recorded
+        self.horizon = now if self.last is None else max(now, self.last)
+        self.now = now
+        self.seen_from = self._seen_from()
+        with_events = np.flatnonzero(self.seen_from < np.iinfo(INT).max)
+        self.exists = Steps(
+            self.axis.key(with_events, self.seen_from[with_events]),
+            np.ones(len(with_events), bool),
+            False,
+        )
+        properties = sorted(
+            {p for s in self.registry.segments.values() for v in s.versions for p in v.properties}
+        )
+        self.leaves = Leaves(self.axis, events, fields, properties)
+        # Leaves shared by several rules are computed once, and dropped after their last use.
+        self.leaf_uses = Counter(
+            node
+            for s in self.registry.segments.values()
+            for v in s.versions
+            for node in a.walk(v.ast)
+            if isinstance(node, LEAVES)
+        )
+        present = self._present(fields, properties)
+        self.causes = Causes(self.axis, log, definitions, present, index, self.seen_from)
+        self.memberships: dict[str, Steps] = {}
+        # The rank of each contact id in text order: rows keyed by id are written in it.
+        self.name_rank = np.empty(len(self.contacts), INT)
+        self.name_rank[np.argsort(np.array(self.contacts, dtype=str))] = np.arange(
+            len(self.contacts)
+        )
+
+    # ---- membership ----
+
+    def membership(self, segment_id: str) -> Steps:
+        """A segment's membership of every contact over all time (only its change points)."""
+        found = self.memberships.get(segment_id)
+        if found is None:
+            segment = self.registry.get(segment_id)
+            if segment is None:
+                found = Steps.constant(False)
+            elif segment.kind == DYNAMIC:
+                found = self._dynamic(segment)
+            else:
+                found = self._static(segment)
+            self.memberships[segment_id] = found
+        return found
+
+    def _dynamic(self, segment: Segment) -> Steps:
+        """Each rule version over the time it was in force, the segment live."""
+        parts: list[tuple[int, int | None, Steps]] = []
+        for i, version in enumerate(segment.versions):
+            start = version.since
+            end = segment.versions[i + 1].since if i + 1 < len(segment.versions) else None
+            if segment.archived_at is not None and (end is None or end > segment.archived_at):
+                end = segment.archived_at
+            if end is None or end > start:
+                parts.append((start, end, self._rule(version)))
+        return self._splice(parts)
+
+    def _rule(self, version: RuleVersion) -> Steps:
+        """`contact exists and rule holds`, on the instants where any of its leaves changes."""
+        leaves: dict[a.Condition, Steps] = {}
+        for node in a.walk(version.ast):
+            if isinstance(node, a.InSegment):
+                leaves[node] = self.membership(version.references.get(node.segment, node.segment))
+            elif isinstance(node, LEAVES):
+                leaves[node] = self.leaves.steps(node)
+                self.leaf_uses[node] -= 1
+                if not self.leaf_uses[node]:
+                    self.leaves.forget(node)
+        instants = grid([s.keys for s in leaves.values()] + [self.exists.keys])
+        vals = _evaluate(version.ast, instants, leaves, self.axis)
+        vals &= self.exists.at(self.axis, instants)
+        return Steps(instants, vals, False).changes(self.axis)
+
+    def _splice(self, parts: list[tuple[int, int | None, Steps]]) -> Steps:
+        if not parts:
+            return Steps.constant(False)
+        start, end, only = parts[0]
+        if len(parts) == 1 and end is None and not (self.seen_from < start).any():
+            return only  # in force over the whole life of every contact
+        # Where versions meet, a contact that exists already may change without a key.
+        bounds = {s for s, _, _ in parts} | {e for _, e, _ in parts if e is not None}
+        extra = []
+        for instant in sorted(bounds):
+            existing = np.flatnonzero(self.seen_from < instant)
+            extra.append(self.axis.key(existing, instant))
+        instants = grid([p.keys for _, _, p in parts] + extra)
+        t = self.axis.time(instants)
+        vals = np.zeros(len(instants), bool)
+        for start, end, steps in parts:
+            inside = (t >= start) if end is None else (t >= start) & (t < end)
+            vals[inside] = steps.at(self.axis, instants[inside])
+        return Steps(instants, vals, False).changes(self.axis)
+
+    def _static(self, segment: Segment) -> Steps:
+        """A static list: each contact's last edit at each instant decides, until archived."""
+        contact: list[int] = []
+        instant: list[int] = []
+        add: list[bool] = []
+        for edit in self.definitions.edits:
+            if edit.segment_id == segment.id:
+                for name in edit.contacts:
+                    contact.append(self.index[name])
+                    instant.append(edit.recorded_at)
+                    add.append(edit.add)
+        keys = self.axis.key(np.array(contact, INT), np.array(instant, INT))
+        order = np.argsort(keys, kind="stable")  # edits in log order within an instant
+        keys, vals = keys[order], np.array(add, bool)[order]
+        ends = last_of_runs(keys)
+        steps = Steps(keys[ends], vals[ends], False)
+        if segment.archived_at is not None:
+            named = np.unique(self.axis.contact(steps.keys))
+            instants = grid([steps.keys, self.axis.key(named, segment.archived_at)])
+            vals = steps.at(self.axis, instants) & (self.axis.time(instants) < segment.archived_at)
+            steps = Steps(instants, vals, False)
+        return steps.changes(self.axis)
+
+    # ---- writing ----
+
+    def write(self, session: ProjectionSession) -> int | None:
+        """Write definitions, contacts, transitions, members, deadlines and the checkpoint."""
+        for e in self.definitions.entries:
+            session.save_definition(
+                DefinitionRecord(e.position, e.stream, e.type, e.recorded_at, dict(e.data))
+            )
+        next_deadline: int | None = None
+        with session.bulk():
+            session.add_contacts(self._contact_starts())
+            remaining = self._last_uses()
+            for segment_id in self.definitions.order():
+                due = self._write_segment(session, segment_id)
+                if due is not None:
+                    next_deadline = due if next_deadline is None else min(next_deadline, due)
+                for done in remaining.pop(segment_id, ()):
+                    self.memberships.pop(done, None)  # nothing later refers to it
+        if self.last is not None:
+            session.advance(self.log.last_position, self.horizon)
+        return next_deadline
+
+    def _last_uses(self) -> dict[str, list[str]]:
+        """Per segment id, the segments whose step functions may be dropped after it."""
+        order = self.definitions.order()
+        last_user = {s: s for s in order}
+        for s in order:
+            segment = self.registry.get(s)
+            for version in segment.versions if segment else ():
+                for ref in version.references.values():
+                    last_user[ref] = s
+        found: dict[str, list[str]] = {}
+        for s, user in last_user.items():
+            found.setdefault(user, []).append(s)
+        return found
+
+    def _write_segment(self, session: ProjectionSession, segment_id: str) -> int | None:
+        """A segment's transitions, members and deadlines; its next deadline."""
+        segment = self.registry.get(segment_id)
+        assert segment is not None
+        steps = self.membership(segment_id)
+        c, t = self.axis.contact(steps.keys), self.axis.time(steps.keys)
+        applied = self._applied(segment, c, t)
+        kinds, positions = self.causes.of(segment, steps.keys[applied])
+        c_done, t_done, entered = c[applied], t[applied], steps.vals[applied]
+        versions = self._versions(segment, t_done)
+        session.insert_transitions(
+            self._transition_rows(segment.id, c_done, t_done, entered, versions, kinds, positions)
+        )
+        # A member since its last change, if that change was an entry.
+        last = last_of_runs(c_done)
+        last = last[entered[last]]
+        session.write_members(self._rows(segment.id, c_done[last], t_done[last]), [])
+        if segment.kind != DYNAMIC or segment.archived_at is not None:
+            return None
+        # The next change after the instant processed up to: exact, so a valid deadline.
+        c_next, t_next = c[~applied], t[~applied]
+        first = first_of_runs(c_next)
+        session.write_deadlines(self._rows(segment.id, c_next[first], t_next[first]), [])
+        return int(t_next[first].min()) if len(first) else None
+
+    def _rows(self, segment_id: str, c: np.ndarray, t: np.ndarray) -> list[tuple[str, str, int]]:
+        """(segment, contact, instant) rows in key order, so that inserts append."""
+        order = np.argsort(self.name_rank[c])
+        names = self.contacts
+        return [
+            (segment_id, names[x], at)
+            for x, at in zip(c[order].tolist(), t[order].tolist(), strict=True)
+        ]
+
+    def _applied(self, segment: Segment, c: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """Change points the projector has applied by the time it reaches `now`."""
+        applied = t <= self.horizon
+        if self.last is not None and self.last > self.now:
+            # Time has not passed the last instant: a change then is applied only if the
+            # projector evaluated the pair at that instant (an entry of the contact, a
+            # definition in the segment's closure, or the segment's archiving).
+            changes = self.definitions.changes_at.get(self.last, {})
+            epoch = self.definitions.epoch_at(self.last)
+            reads = epoch.reads.get(segment.id) if epoch else None
+            if reads is None or reads.segments.isdisjoint(changes):
+                touched = self._touched_at_last()
+                applied &= (t < self.last) | touched[c]
+        return applied
+
+    def _touched_at_last(self) -> np.ndarray:
+        touched = np.zeros(len(self.contacts), bool)
+        events = self.log.events
+        touched[events.contact[events.recorded == self.last]] = True
+        for edit in self.definitions.edits:
+            if edit.recorded_at == self.last:
+                touched[[self.index[n] for n in edit.contacts]] = True
+        return touched
+
+    @staticmethod
+    def _versions(segment: Segment, t: np.ndarray) -> np.ndarray:
+        if segment.kind != DYNAMIC:
+            return np.ones(len(t), INT)
+        since = np.array([v.since for v in segment.versions], INT)
+        return np.searchsorted(since, t, side="right")
+
+    def _transition_rows(
+        self,
+        segment_id: str,
+        c: np.ndarray,
+        t: np.ndarray,
+        entered: np.ndarray,
+        versions: np.ndarray,
+        kinds: list[str],
+        positions: np.ndarray,
+    ) -> Iterator[TransitionRow]:
+        """Rows in order of instant, as the projector writes them; built column by column."""
+        order = np.lexsort((c, t))
+        names = self.contacts
+        for lo in range(0, len(order), WRITE_CHUNK):
+            chunk = order[lo : lo + WRITE_CHUNK]
+            cause_positions = np.where(positions[chunk] > 0, positions[chunk], None)
+            yield from zip(
+                itertools.repeat(segment_id, len(chunk)),
+                map(names.__getitem__, c[chunk].tolist()),
+                map(KIND.__getitem__, entered[chunk].tolist()),
+                t[chunk].tolist(),
+                versions[chunk].tolist(),
+                map(kinds.__getitem__, chunk.tolist()),
+                cause_positions.tolist(),
+                strict=True,
+            )
+
+    def _contact_starts(self) -> list[tuple[str, int]]:
+        """Each contact with events, and its earliest occurred_at, in order of id."""
+        e = self.log.events
+        if not len(e.contact):
+            return []
+        starts = first_of_runs(e.contact)
+        c, firsts = e.contact[starts], np.minimum.reduceat(e.occurred, starts)
+        order = np.argsort(self.name_rank[c])
+        names = self.contacts
+        return [
+            (names[x], f) for x, f in zip(c[order].tolist(), firsts[order].tolist(), strict=True)
+        ]
+
+    # ---- helpers ----
+
+    def _seen_from(self) -> np.ndarray:
+        """Per contact, the first instant it exists (an event both dated and known)."""
+        e = self.log.events
+        seen = np.full(len(self.contacts), np.iinfo(INT).max, INT)
+        if len(e.contact):
+            starts = first_of_runs(e.contact)
+            seen[e.contact[starts]] = np.minimum.reduceat(e.visible, starts)
+        return seen
+
+    @staticmethod
+    def _present(fields: Fields, properties: list[str]) -> dict[str, np.ndarray]:
+        """Per contact property, the rows of the contact_updated events that set it."""
+        if not properties:
+            return {}
+        found = fields.read(CONTACT_UPDATED, properties)
+        return {p: found.rows[found.ids[p] != MISSING] for p in properties}
+
+
+def _evaluate(
+    node: a.Condition, instants: np.ndarray, leaves: dict[a.Condition, Steps], axis: Axis
+) -> np.ndarray:
+    """A rule's value at every key of a grid that holds every change of its leaves."""
+    if isinstance(node, a.Not):
+        return ~_evaluate(node.item, instants, leaves, axis)
+    if isinstance(node, a.And):
+        return np.logical_and.reduce([_evaluate(i, instants, leaves, axis) for i in node.items])
+    if isinstance(node, a.Or):
+        return np.logical_or.reduce([_evaluate(i, instants, leaves, axis) for i in node.items])
+    return leaves[node].at(axis, instants)
