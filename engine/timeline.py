@@ -108,6 +108,7 @@ class Timeline:
         present = self._present(fields, properties)
         self.causes = Causes(self.axis, log, definitions, present, index, self.seen_from)
         self.memberships: dict[str, Steps] = {}
+        self.order = definitions.order()  # first, so that a log it cannot order fails early
         # The rank of each contact id in text order: rows keyed by id are written in it.
         self.name_rank = np.empty(len(self.contacts), INT)
         self.name_rank[np.argsort(np.array(self.contacts, dtype=str))] = np.arange(
@@ -213,7 +214,7 @@ class Timeline:
         with session.bulk():
             session.add_contacts(self._contact_starts())
             remaining = self._last_uses()
-            for segment_id in self.definitions.order():
+            for segment_id in self.order:
                 due = self._write_segment(session, segment_id)
                 if due is not None:
                     next_deadline = due if next_deadline is None else min(next_deadline, due)
@@ -225,9 +226,8 @@ class Timeline:
 
     def _last_uses(self) -> dict[str, list[str]]:
         """Per segment id, the segments whose step functions may be dropped after it."""
-        order = self.definitions.order()
-        last_user = {s: s for s in order}
-        for s in order:
+        last_user = {s: s for s in self.order}
+        for s in self.order:
             segment = self.registry.get(s)
             for version in segment.versions if segment else ():
                 for ref in version.references.values():
