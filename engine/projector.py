@@ -7,12 +7,12 @@ Membership of a contact in a segment is a function of time,
 
 and transitions are exactly its change points. The projector evaluates at two kinds of
 instants: when entries are recorded (all entries of one recorded_at form one instant), and
-at deadlines (each contact's next possible change in each segment). Deadlines before an
-instant are processed before it, so the result depends only on the log and the instant time
-was processed up to, never on when or in how many pieces the work was done: several appends
-in the same millisecond net out to one change, whose cause is the highest-positioned entry of
-that instant that bears on it (or time, if none does). Replaying the log therefore gives the
-same transitions as the live run.
+at deadlines (each contact's next possible change in each segment). Deadlines due at or
+before an instant are processed before its entries, so the result depends only on the log
+and the instant time was processed up to, never on when or in how many pieces the work was
+done: several appends in the same millisecond net out to one change, whose cause is the
+highest-positioned entry of that instant that bears on it (or time, if none does). Replaying
+the log therefore gives the same transitions as the live run.
 """
 
 from __future__ import annotations
@@ -357,7 +357,9 @@ class Projector:
                 return None
         entries = list(self.log.read(after=session.position, limit=limit))
         for recorded_at, group in itertools.groupby(entries, key=lambda e: e.recorded_at):
-            self._deadlines(session, before=recorded_at)
+            # Time first, then what was recorded: deadlines due at r itself fire before r's
+            # entries, so a segment created at r sees the others as they are at r.
+            self._deadlines(session, before=recorded_at + 1)
             batch = list(group)
             self._apply_instant(session, recorded_at, batch)
             session.advance(batch[-1].position, max(session.instant, recorded_at))

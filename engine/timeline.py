@@ -272,28 +272,10 @@ class Timeline:
         ]
 
     def _applied(self, segment: Segment, c: np.ndarray, t: np.ndarray) -> np.ndarray:
-        """Change points the projector has applied by the time it reaches `now`."""
-        applied = t <= self.horizon
-        if self.last is not None and self.last > self.now:
-            # Time has not passed the last instant: a change then is applied only if the
-            # projector evaluated the pair at that instant (an entry of the contact, a
-            # definition in the segment's closure, or the segment's archiving).
-            changes = self.definitions.changes_at.get(self.last, {})
-            epoch = self.definitions.epoch_at(self.last)
-            reads = epoch.reads.get(segment.id) if epoch else None
-            if reads is None or reads.segments.isdisjoint(changes):
-                touched = self._touched_at_last()
-                applied &= (t < self.last) | touched[c]
-        return applied
-
-    def _touched_at_last(self) -> np.ndarray:
-        touched = np.zeros(len(self.contacts), bool)
-        events = self.log.events
-        touched[events.contact[events.recorded == self.last]] = True
-        for edit in self.definitions.edits:
-            if edit.recorded_at == self.last:
-                touched[[self.index[n] for n in edit.contacts]] = True
-        return touched
+        """Change points the projector has applied by the time it reaches `now`: every one up
+        to the later of `now` and the last entry (an entry recorded at r means time reached
+        r, and deadlines due at r fire before r's entries)."""
+        return t <= self.horizon
 
     @staticmethod
     def _versions(segment: Segment, t: np.ndarray) -> np.ndarray:
