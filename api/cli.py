@@ -77,7 +77,7 @@ def replay_command(check: bool) -> None:
                 report = verify(service.log, service.projection, scratch, progress)
                 scratch.close()
         else:
-            replay(service.log, service.projection, service.clock(), progress)
+            replay(service.log, service.projection, service.clock(), progress, "timeline")
             click.echo(f"\nReplayed {total} events.")
             return
     click.echo(

@@ -195,7 +195,7 @@ def replays(path: Path, events: int) -> list[tuple]:
     scratch = SQLiteProjectionStore(path)
     before = peak_rss_mb()
     started = time.perf_counter()
-    replay(log, scratch, end)
+    replay(log, scratch, end, method="timeline")
     took = time.perf_counter() - started
     # Baseline: reading the same rows with plain sqlite3 (no decoding of data).
     began = time.perf_counter()

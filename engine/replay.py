@@ -61,12 +61,20 @@ def verify(
     scratch: ProjectionStore,
     progress: Progress | None = None,
     limit: int = 20,
+    method: str = "timeline",
 ) -> Report:
-    """Replay into `scratch` up to the live checkpoint and compare, transitions included."""
+    """Replay into `scratch` up to the live checkpoint and compare, transitions included.
+
+    By default the replay is the timeline's: a second implementation checking the first.
+    """
     with live.snapshot() as (checkpoint, live_transitions, live_members):
         position, instant = checkpoint
-        scratch.reset()
-        Projector(log, scratch).advance(instant, until_position=position, progress=progress)
+        if method == "timeline" and position == log.last_position():
+            replay(log, scratch, instant, progress, method="timeline")
+        else:
+            # The log has moved on since (or the projector was asked for): stop where live is.
+            scratch.reset()
+            Projector(log, scratch).advance(instant, until_position=position, progress=progress)
         with scratch.snapshot() as (_, replay_transitions, replay_members):
             transitions, found = _compare(
                 "transition", map(_key, live_transitions), map(_key, replay_transitions), limit
