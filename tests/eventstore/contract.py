@@ -686,16 +686,22 @@ class EventStoreContract(ABC):
         acknowledged: dict[str, int] = {}
         for round_ in range(5):
             writer = self._spawn(location, f"r{round_}", "--max-size", "20", stdout=subprocess.PIPE)
-            assert writer.stdout is not None
+            assert writer.stdout is not None and writer.stderr is not None
+            seen = []
             for _ in range(rng.randint(1, 30)):
                 line = writer.stdout.readline()
                 assert line, writer.communicate()[1]
+                seen.append(line)
             time.sleep(rng.uniform(0, 0.03))
             writer.send_signal(signal.SIGKILL)
-            out, _ = writer.communicate(timeout=30)
-            assert writer.returncode == -signal.SIGKILL
+            # Read on through the same buffered reader (communicate() would bypass its
+            # buffer and start mid-line).
+            with writer:
+                out = "".join(seen) + writer.stdout.read()
+                writer.stderr.read()
+            assert writer.wait(timeout=30) == -signal.SIGKILL
             # Only whole lines were acknowledged; a line cut by the kill was not promised.
-            lines = [line for line in (out or "").split("\n")[:-1] if line]
+            lines = [line for line in out.split("\n")[:-1] if line]
             batches = [json.loads(line) for line in lines]
             for batch in batches:
                 for event_id, position, _, duplicate in batch["receipts"]:
