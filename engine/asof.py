@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 
 from engine.evaluate import Context, Explanation, Outcome, evaluate_member, explain_member
 from engine.history import History
-from engine.population import Answer, SetEvaluator
+from engine.population import Answer, ContactViews, SetEvaluator
 from engine.segments import DYNAMIC, MEMBERS_ADDED, STATIC_EDIT_TYPES, Registry, Segment
 from eventstore.population import PopulationQueries
 from grammar import ast as a
@@ -88,8 +88,10 @@ class AsOfSets:
         t: int,
         max_position: int,
         edits: StaticEdits,
+        views: ContactViews | None = None,
     ) -> None:
         self.registry = registry
+        self.views = views
         self.queries = queries
         self.starts = starts
         self.t = t
@@ -107,10 +109,18 @@ class AsOfSets:
 
     def answer_rule(self, rule: a.Condition, references: Mapping[str, str]) -> set[str]:
         """Who a rule (not saved as a segment) holds at T."""
-        evaluator = SetEvaluator(
-            self.queries, self.starts, self.t, self.max_position, self, bounds=False
+        return self._evaluator().members(rule, references).members
+
+    def _evaluator(self) -> SetEvaluator:
+        return SetEvaluator(
+            self.queries,
+            self.starts,
+            self.t,
+            self.max_position,
+            self,
+            bounds=False,
+            views=self.views,
         )
-        return evaluator.members(rule, references).members
 
     def _compute(self, segment_id: str) -> Answer:
         segment = self.registry.get(segment_id)
@@ -120,10 +130,7 @@ class AsOfSets:
             return Answer(static_members(self.edits(segment_id), self.t))
         version = segment.version_at(self.t)
         assert version is not None
-        evaluator = SetEvaluator(
-            self.queries, self.starts, self.t, self.max_position, self, bounds=False
-        )
-        return evaluator.members(version.ast, version.references)
+        return self._evaluator().members(version.ast, version.references)
 
 
 def static_members(edits: list, t: int) -> set[str]:

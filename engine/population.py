@@ -9,8 +9,9 @@ projector uses as a first deadline; the per-contact evaluator sharpens it when i
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from engine.evaluate import COUNT_TESTS, compile_filter, compile_value_test
@@ -27,6 +28,19 @@ class Answer:
 
     members: set[str]
     bounds: Bounds = field(default_factory=dict)
+
+
+class ContactViews(Protocol):
+    """The projection's view of contacts: each property's latest value, each contact's last
+    event. Faster than the log for instants after what they record."""
+
+    def values_of(self, prop: str) -> Iterable[tuple[str, str, int]]:
+        """(contact, value as JSON, occurred_at) of each contact's latest assignment."""
+        ...
+
+    def last_seen(self) -> Mapping[str, int]:
+        """Each contact's latest occurred_at."""
+        ...
 
 
 class SegmentSets(Protocol):
@@ -54,7 +68,8 @@ def _merge(answers: Iterable[Answer]) -> Bounds:
     return merged
 
 
-_JSON_SPECIAL = set('"\\/') | {chr(i) for i in range(32)}
+# What our JSON writes escaped (it never escapes "/" or non-ASCII text).
+_JSON_SPECIAL = set('"\\') | {chr(i) for i in range(32)}
 
 
 def required_texts(cond: a.Condition | None) -> tuple[str, ...]:
@@ -97,12 +112,14 @@ class SetEvaluator:
         segments: SegmentSets | None = None,
         *,
         bounds: bool = True,
+        views: ContactViews | None = None,
     ) -> None:
         self.q = queries
         self.t = t
         self.max_position = max_position
         self.segments = segments
         self.want_bounds = bounds
+        self.views = views
         self.starts = starts
         self.existing = {c for c, start in starts.items() if start <= t}
         self.not_yet = {c: start for c, start in starts.items() if start > t}
@@ -210,16 +227,12 @@ class SetEvaluator:
         window = None if node.window is None else node.window.ms
         after = None if window is None else self.t - window
         query = self._range(node.event, after, self.t)
-        matches = None if node.event.filter is None else compile_filter(node.event.filter)
         numbers: dict[str, list[float]] = {}
         firsts: dict[str, int] = {}
-        for event in self.q.events(query):
-            if matches is not None and not matches(event.data):
-                continue
-            _lower(firsts, event.contact_id, event.occurred_at)
-            value = event.data.get(node.prop)
+        for contact, occurred_at, value in self._amounts(node, query):
+            _lower(firsts, contact, occurred_at)
             if is_number(value):
-                numbers.setdefault(event.contact_id, []).append(value)
+                numbers.setdefault(contact, []).append(value)
 
         def holds(values: list[float]) -> bool:
             return compare(_aggregate(node.func, values), node.op, node.value)
@@ -231,11 +244,22 @@ class SetEvaluator:
         self._arrivals(node.event, bounds)
         return Answer(members, bounds)
 
+    def _amounts(self, node: a.Aggregate, query: EventRange) -> Iterable[tuple[str, int, Any]]:
+        """(contact, occurred_at, the property's value) of the matching events."""
+        if node.event.filter is None:
+            return self.q.numbers(query, node.prop)  # the log extracts the property itself
+        matches = compile_filter(node.event.filter)
+        return (
+            (e.contact_id, e.occurred_at, e.data.get(node.prop))
+            for e in self.q.events(query)
+            if matches(e.data)
+        )
+
     def _recency(self, node: a.Recency) -> Answer:
         n, t = node.duration.ms, self.t
         bounds: Bounds = {}
         if node.which is a.Which.LAST:
-            recent = self._per_contact(node.event, t - n, t)
+            recent = self._recent(node.event, t - n)
             if node.op is a.RecencyOp.WITHIN:
                 members = set(recent) & self.existing
             else:
@@ -255,6 +279,24 @@ class SetEvaluator:
         self._arrivals(node.event, bounds)
         return Answer(members, bounds)
 
+    def _recent(self, selector: a.EventSelector, after: int) -> dict[str, list[Any]]:
+        """Per contact with matching events in (after, t]: [count, first, last]."""
+        if self.views is None or selector.type is not None or selector.filter is not None:
+            return self._per_contact(selector, after, self.t)
+        # Any event at all: the view's latest occurred_at answers, unless it lies after t.
+        found: dict[str, list[Any]] = {}
+        later = []
+        for contact, last in self.views.last_seen().items():
+            if last > self.t:
+                later.append(contact)
+            elif last > after:
+                found[contact] = [1, last, last]
+        if later:
+            query = replace(self._range(selector, after, self.t), contacts=tuple(later))
+            for row in self.q.count_events(query):
+                found[row.contact_id] = [row.count, row.first, row.last]
+        return found
+
     def _older_than(self, selector: a.EventSelector, until: int) -> set[str]:
         if selector.type is None and selector.filter is None:
             return {c for c in self.existing if self._start(c) <= until}
@@ -270,10 +312,25 @@ class SetEvaluator:
 
     # ---- properties ----
 
+    def _values(self, prop: str) -> dict[str, Any]:
+        """Each contact's value of a property at t (absent: never set)."""
+        if self.views is None:
+            return dict(self.q.property_values(prop, self.t, self.max_position))
+        values: dict[str, Any] = {}
+        later: list[str] = []
+        for contact, text, occurred_at in self.views.values_of(prop):
+            if occurred_at <= self.t:
+                values[contact] = json.loads(text)
+            else:  # the latest value comes after t: ask the log for the one before
+                later.append(contact)
+        if later:
+            values.update(self.q.property_values(prop, self.t, self.max_position, later))
+        return values
+
     def _property(self, node: a.Condition) -> Answer:
         prop: str = node.prop  # type: ignore[union-attr]
         test = compile_value_test(node)
-        values = dict(self.q.property_values(prop, self.t, self.max_position))
+        values = self._values(prop)
         members = self._split(lambda v: test(v, self.t), values, None)
         bounds: Bounds = {}
         if self.want_bounds:

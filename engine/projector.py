@@ -18,6 +18,7 @@ the log therefore gives the same transitions as the live run.
 from __future__ import annotations
 
 import itertools
+import json
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -74,6 +75,24 @@ def to_event(stored: StoredEvent) -> Event:
         stored.recorded_at,
         stored.data,
     )
+
+
+def assignments(arrived: dict[str, list[Event]]) -> list[tuple[str, str, str, int, int]]:
+    """The contact view's rows for new `contact_updated` events: (contact, prop, value as JSON,
+    occurred_at, position)."""
+    return [
+        (
+            contact,
+            prop,
+            json.dumps(value, ensure_ascii=False, separators=(",", ":")),
+            e.occurred_at,
+            e.position,
+        )
+        for contact, events in arrived.items()
+        for e in events
+        if e.type == CONTACT_UPDATED
+        for prop, value in e.data.items()
+    ]
 
 
 @dataclass(frozen=True)
@@ -400,8 +419,12 @@ class Projector:
                 c: self._histories.extend(c, evs, upto, c in known) for c, evs in arrived.items()
             }
             session.add_contacts(
-                [(c, min(e.occurred_at for e in evs)) for c, evs in arrived.items()]
+                [
+                    (c, min(e.occurred_at for e in evs), max(e.occurred_at for e in evs))
+                    for c, evs in arrived.items()
+                ]
             )
+            session.assign_values(assignments(arrived))
 
         edited: dict[str, dict[str, int]] = {}  # contact -> static segment -> position
         for e in entries:
@@ -466,6 +489,7 @@ class Projector:
             r,
             upto,
             ProjectedSegments(session, self.registry, r),
+            views=session,
         )
         answer = evaluator.members(version.ast, version.references)
         current = session.member_set(segment.id)

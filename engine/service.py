@@ -380,6 +380,7 @@ class Service:
             t,
             position,
             self._edits,
+            self.projection,
         )
 
 

@@ -60,6 +60,8 @@ def replay_timeline(
     projection.reset()
     with projection.session() as session:
         next_deadline = timeline.write(session)
+        # The contact view: every property's latest value, for set-wise questions.
+        session.assign_values(list(queries.latest_assignments(data.last_position)))
     if progress is not None:
         progress(data.last_position)
     return next_deadline
@@ -212,7 +214,7 @@ class Timeline:
             )
         next_deadline: int | None = None
         with session.bulk():
-            session.add_contacts(self._contact_starts())
+            session.add_contacts(self._contact_spans())
             remaining = self._last_uses()
             for segment_id in self.order:
                 due = self._write_segment(session, segment_id)
@@ -311,18 +313,25 @@ class Timeline:
                 strict=True,
             )
 
-    def _contact_starts(self) -> list[tuple[str, int]]:
-        """Each contact with events, and its earliest occurred_at, in order of id."""
+    def _contact_spans(self) -> list[tuple[str, int, int]]:
+        """Each contact with events, its earliest and latest occurred_at, in order of id."""
         e = self.log.events
         if not len(e.contact):
             return []
         starts = first_of_runs(e.contact)
-        c, firsts = e.contact[starts], np.minimum.reduceat(e.occurred, starts)
+        c = e.contact[starts]
+        firsts = np.minimum.reduceat(e.occurred, starts)
+        lasts = np.maximum.reduceat(e.occurred, starts)
         order = np.argsort(self.name_rank[c])
         names = self.contacts
-        return [
-            (names[x], f) for x, f in zip(c[order].tolist(), firsts[order].tolist(), strict=True)
-        ]
+        return list(
+            zip(
+                map(names.__getitem__, c[order].tolist()),
+                firsts[order].tolist(),
+                lasts[order].tolist(),
+                strict=True,
+            )
+        )
 
     # ---- helpers ----
 

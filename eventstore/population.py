@@ -27,6 +27,7 @@ class EventRange:
     until: int | None
     max_position: int
     contains: tuple[str, ...] = ()
+    contacts: tuple[str, ...] | None = None  # only these contacts (None: all)
 
 
 @dataclass(frozen=True)
@@ -62,10 +63,21 @@ class PopulationQueries(Protocol):
         ...
 
     def property_values(
-        self, prop: str, until: int, max_position: int
+        self, prop: str, until: int, max_position: int, contacts: Sequence[str] | None = None
     ) -> Iterator[tuple[str, Any]]:
-        """Per contact, the latest value (by occurred_at, then position) a `contact_updated`
-        event with occurred_at <= until gave the property; None for a value set to null."""
+        """Per contact (of `contacts`, or all), the latest value (by occurred_at, then
+        position) a `contact_updated` event with occurred_at <= until gave the property;
+        None for a value set to null."""
+        ...
+
+    def numbers(self, query: EventRange, prop: str) -> Iterator[tuple[str, int, Any]]:
+        """(contact, occurred_at, the property if it is a JSON number else None) of each event
+        in the range."""
+        ...
+
+    def latest_assignments(self, max_position: int) -> Iterator[tuple[str, str, str, int, int]]:
+        """(contact, prop, value as JSON, occurred_at, position): each property's latest
+        assignment by a `contact_updated` event, for every contact (the contact view)."""
         ...
 
     def property_changes_after(

@@ -141,8 +141,20 @@ class ProjectionSession(Protocol):
         """The earliest deadline."""
         ...
 
-    def add_contacts(self, starts: Sequence[tuple[str, int]]) -> None:
-        """Remember contacts and the earliest instant each exists from (the minimum wins)."""
+    def add_contacts(self, spans: Sequence[tuple[str, int, int]]) -> None:
+        """Remember contacts with the earliest and latest occurred_at of their events."""
+        ...
+
+    def assign_values(self, rows: Sequence[tuple[str, str, str, int, int]]) -> None:
+        """(contact, prop, value as JSON, occurred_at, position): keep each latest assignment."""
+        ...
+
+    def values_of(self, prop: str) -> Iterator[tuple[str, str, int]]:
+        """(contact, value as JSON, occurred_at) of each contact's latest assignment of a prop."""
+        ...
+
+    def last_seen(self) -> dict[str, int]:
+        """Every known contact and the latest occurred_at of its events."""
         ...
 
     def contacts(self) -> list[str]:
@@ -219,6 +231,14 @@ class ProjectionStore(Protocol):
 
     def contact_starts(self) -> dict[str, int]:
         """Every known contact and the instant it exists from."""
+        ...
+
+    def values_of(self, prop: str) -> Iterator[tuple[str, str, int]]:
+        """(contact, value as JSON, occurred_at) of each contact's latest assignment of a prop."""
+        ...
+
+    def last_seen(self) -> dict[str, int]:
+        """Every known contact and the latest occurred_at of its events."""
         ...
 
     def member_page(self, segment_id: str, after: str | None, limit: int) -> list[tuple[str, int]]:

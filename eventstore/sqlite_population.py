@@ -19,7 +19,8 @@ from eventstore.population import (
     TypeColumns,
 )
 
-CONTACT_PREFIX_LENGTH = len("contact:")
+CONTACT_PREFIX = "contact:"
+CONTACT_PREFIX_LENGTH = len(CONTACT_PREFIX)
 _NON_ASCII = "*[^ -~]*"
 
 
@@ -35,6 +36,9 @@ def _where(query: EventRange) -> tuple[str, list[Any]]:
     if query.until is not None:
         clauses.append("occurred_at <= ?")
         params.append(query.until)
+    if query.contacts is not None:
+        clauses.append(f"stream IN (SELECT '{CONTACT_PREFIX}' || value FROM json_each(?))")
+        params.append(json.dumps(list(query.contacts)))
     if query.contains:
         # LIKE ignores ASCII case only; rows with other characters pass for exact filtering.
         likes = ["data LIKE ? ESCAPE '\\'"] * len(query.contains) + ["data GLOB ?"]
@@ -89,22 +93,56 @@ class SQLitePopulationQueries:
             yield EventRow(contact, occurred_at, position, json.loads(data))
 
     def property_values(
-        self, prop: str, until: int, max_position: int
+        self, prop: str, until: int, max_position: int, contacts: Sequence[str] | None = None
     ) -> Iterator[tuple[str, Any]]:
         """Per contact, the latest value a `contact_updated` event up to `until` gave a prop."""
         path = _path(prop)
+        only = ""
+        params: list[Any] = [path, until, max_position]
+        if contacts is not None:
+            only = f" AND stream IN (SELECT '{CONTACT_PREFIX}' || value FROM json_each(?4))"
+            params.append(json.dumps(list(contacts)))
         rows = self._connection().execute(
             "SELECT contact, value, kind FROM ("
             f" SELECT substr(stream, {CONTACT_PREFIX_LENGTH + 1}) AS contact,"
             " json_extract(data, ?1) AS value, json_type(data, ?1) AS kind,"
             " row_number() OVER (PARTITION BY stream ORDER BY occurred_at DESC, position DESC)"
             " AS latest FROM events WHERE type = 'contact_updated' AND occurred_at <= ?2"
-            " AND position <= ?3 AND json_type(data, ?1) IS NOT NULL"
+            f" AND position <= ?3 AND json_type(data, ?1) IS NOT NULL{only}"
             ") WHERE latest = 1",
-            (path, until, max_position),
+            params,
         )
         for contact, value, kind in rows:
             yield contact, _JSON_VALUE[kind](value)
+
+    def numbers(self, query: EventRange, prop: str) -> Iterator[tuple[str, int, Any]]:
+        """(contact, occurred_at, the property if it is a JSON number else None) per event."""
+        where, params = _where(query)
+        path = _path(prop)
+        rows = self._connection().execute(
+            f"SELECT substr(stream, {CONTACT_PREFIX_LENGTH + 1}), occurred_at,"
+            " CASE WHEN json_type(data, ?) IN ('integer', 'real') THEN json_extract(data, ?) END"
+            f" FROM events WHERE {where}",
+            [path, path, *params],
+        )
+        yield from rows
+
+    def latest_assignments(self, max_position: int) -> Iterator[tuple[str, str, str, int, int]]:
+        """(contact, prop, value as JSON, occurred_at, position): each property's latest
+        assignment by a `contact_updated` event, for every contact (the contact view)."""
+        return iter(
+            self._connection().execute(
+                "SELECT contact, prop, value, occurred_at, position FROM ("
+                f" SELECT substr(e.stream, {CONTACT_PREFIX_LENGTH + 1}) AS contact, j.key AS prop,"
+                " e.data -> j.fullkey AS value, e.occurred_at, e.position,"
+                " row_number() OVER (PARTITION BY e.stream, j.key"
+                " ORDER BY e.occurred_at DESC, e.position DESC) AS latest"
+                " FROM events AS e, json_each(e.data) AS j"
+                " WHERE e.type = 'contact_updated' AND e.position <= ?"
+                ") WHERE latest = 1",
+                (max_position,),
+            )
+        )
 
     def property_changes_after(
         self, prop: str, after: int, max_position: int

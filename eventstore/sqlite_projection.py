@@ -18,7 +18,15 @@ from eventstore.connections import Connections
 from eventstore.projection import Cause, DefinitionRecord, TransitionRecord, TransitionRow
 
 NAME = "membership"
-TABLES = ("members", "transitions", "deadlines", "contacts", "segment_definitions")
+SCHEMA_VERSION = 2  # raise it when the tables change: older projections are rebuilt
+TABLES = (
+    "members",
+    "transitions",
+    "deadlines",
+    "contacts",
+    "contact_values",
+    "segment_definitions",
+)
 
 
 def create_schema(db: sqlite_utils.Database) -> None:
@@ -53,7 +61,13 @@ def create_schema(db: sqlite_utils.Database) -> None:
     db["deadlines"].create_index(["contact_id"], if_not_exists=True)
     db.execute(
         "CREATE TABLE IF NOT EXISTS contacts (contact_id TEXT PRIMARY KEY,"
-        " exists_from INTEGER NOT NULL) WITHOUT ROWID"
+        " exists_from INTEGER NOT NULL, last_seen INTEGER NOT NULL) WITHOUT ROWID"
+    )
+    # The contact view: each property's latest assignment (by occurred_at, then position).
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS contact_values (prop TEXT NOT NULL, contact_id TEXT NOT NULL,"
+        " value TEXT NOT NULL, occurred_at INTEGER NOT NULL, position INTEGER NOT NULL,"
+        " PRIMARY KEY (prop, contact_id)) WITHOUT ROWID"
     )
     db["segment_definitions"].create(
         {"position": int, "stream": str, "type": str, "recorded_at": int, "data": str},
@@ -73,6 +87,24 @@ def _transition(row: tuple) -> TransitionRecord:
 _TRANSITION_COLUMNS = (
     "id, segment_id, contact_id, kind, at, rule_version, cause_kind, cause_position"
 )
+
+
+def _drop(conn: sqlite3.Connection) -> None:
+    for table in TABLES:
+        conn.execute(f"DROP TABLE IF EXISTS {table}")
+    if conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'projection_checkpoints'"
+    ).fetchone():
+        conn.execute("DELETE FROM projection_checkpoints WHERE name = ?", (NAME,))
+
+
+def values_of(conn: sqlite3.Connection, prop: str) -> Iterator[tuple[str, str, int]]:
+    """(contact, value as JSON, occurred_at) of each contact's latest assignment of a prop."""
+    return iter(
+        conn.execute(
+            "SELECT contact_id, value, occurred_at FROM contact_values WHERE prop = ?", (prop,)
+        )
+    )
 
 
 class SQLiteProjectionSession(SQLiteTransaction):
@@ -251,13 +283,34 @@ class SQLiteProjectionSession(SQLiteTransaction):
         """The earliest deadline."""
         return self.conn.execute("SELECT min(due) FROM deadlines").fetchone()[0]
 
-    def add_contacts(self, starts: Sequence[tuple[str, int]]) -> None:
-        """Remember contacts and the earliest instant each exists from (the minimum wins)."""
+    def add_contacts(self, spans: Sequence[tuple[str, int, int]]) -> None:
+        """Remember contacts with the earliest and latest occurred_at of their events."""
         self.conn.executemany(
-            "INSERT INTO contacts VALUES (?, ?) ON CONFLICT (contact_id)"
-            " DO UPDATE SET exists_from = min(exists_from, excluded.exists_from)",
-            starts,
+            "INSERT INTO contacts VALUES (?, ?, ?) ON CONFLICT (contact_id) DO UPDATE SET"
+            " exists_from = min(exists_from, excluded.exists_from),"
+            " last_seen = max(last_seen, excluded.last_seen)",
+            spans,
         )
+
+    def assign_values(self, rows: Sequence[tuple[str, str, str, int, int]]) -> None:
+        """(contact, prop, value as JSON, occurred_at, position): keep each latest assignment."""
+        self.conn.executemany(
+            "INSERT INTO contact_values (contact_id, prop, value, occurred_at, position)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (prop, contact_id) DO UPDATE SET"
+            " value = excluded.value, occurred_at = excluded.occurred_at,"
+            " position = excluded.position"
+            " WHERE (excluded.occurred_at, excluded.position)"
+            " > (contact_values.occurred_at, contact_values.position)",
+            rows,
+        )
+
+    def values_of(self, prop: str) -> Iterator[tuple[str, str, int]]:
+        """(contact, value as JSON, occurred_at) of each contact's latest assignment of a prop."""
+        return values_of(self.conn, prop)
+
+    def last_seen(self) -> dict[str, int]:
+        """Every known contact and the latest occurred_at of its events."""
+        return dict(self.conn.execute("SELECT contact_id, last_seen FROM contacts"))
 
     def contacts(self) -> list[str]:
         """Every known contact."""
@@ -345,7 +398,21 @@ class SQLiteProjectionStore:
         self._connections = Connections(path, durability=durability)
         self.path = self._connections.path
         with self._connections.write() as conn:
-            create_schema(sqlite_utils.Database(conn))
+            db = sqlite_utils.Database(conn)
+            db["projection_schema"].create(
+                {"name": str, "version": int}, pk="name", if_not_exists=True
+            )
+            row = conn.execute(
+                "SELECT version FROM projection_schema WHERE name = ?", (NAME,)
+            ).fetchone()
+            if row is None or row[0] != SCHEMA_VERSION:
+                # Projections are disposable: one of an older shape is dropped, and the
+                # projector rebuilds it from the log.
+                _drop(conn)
+                conn.execute(
+                    "INSERT OR REPLACE INTO projection_schema VALUES (?, ?)", (NAME, SCHEMA_VERSION)
+                )
+            create_schema(db)
 
     @contextmanager
     def session(self) -> Iterator[SQLiteProjectionSession]:
@@ -384,6 +451,14 @@ class SQLiteProjectionStore:
     def contact_starts(self) -> dict[str, int]:
         """Every known contact and the instant it exists from."""
         return dict(self._conn().execute("SELECT contact_id, exists_from FROM contacts"))
+
+    def values_of(self, prop: str) -> Iterator[tuple[str, str, int]]:
+        """(contact, value as JSON, occurred_at) of each contact's latest assignment of a prop."""
+        return values_of(self._conn(), prop)
+
+    def last_seen(self) -> dict[str, int]:
+        """Every known contact and the latest occurred_at of its events."""
+        return dict(self._conn().execute("SELECT contact_id, last_seen FROM contacts"))
 
     def member_page(self, segment_id: str, after: str | None, limit: int) -> list[tuple[str, int]]:
         """Current members (contact_id, since) in contact order, after a cursor."""
@@ -466,9 +541,7 @@ class SQLiteProjectionStore:
     def reset(self) -> None:
         """Drop everything the projection holds, checkpoint included."""
         with self._connections.write() as conn:
-            for table in TABLES:
-                conn.execute(f"DROP TABLE IF EXISTS {table}")
-            conn.execute("DELETE FROM projection_checkpoints WHERE name = ?", (NAME,))
+            _drop(conn)
             create_schema(sqlite_utils.Database(conn))
 
     def close(self) -> None:

@@ -49,6 +49,12 @@ def contents(projection: SQLiteProjectionStore) -> dict:
         "transitions": transitions_of(projection),
         "members": list(projection.all_members()),
         "contacts": sorted(projection.contact_starts().items()),
+        "last_seen": sorted(projection.last_seen().items()),
+        "values": sorted(
+            (prop, *row)
+            for prop in ("country", "score", "signup", "amount", "url")
+            for row in projection.values_of(prop)
+        ),
         "definitions": projection.definitions(),
         "position": projection.checkpoint()[0],
     }

@@ -1,0 +1,68 @@
+"""The SQLite membership projection's contact view and its schema upgrades, on real files."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from eventstore.sqlite_projection import SCHEMA_VERSION, SQLiteProjectionStore
+
+
+def test_the_contact_view_keeps_each_latest_assignment(tmp_path):
+    store = SQLiteProjectionStore(tmp_path / "p.db")
+    with store.session() as s:
+        s.add_contacts([("c1", 500, 900), ("c2", 100, 100)])
+        s.assign_values(
+            [
+                ("c1", "country", '"DE"', 800, 3),
+                ("c1", "score", "10", 800, 3),
+                ("c2", "country", '"FR"', 100, 4),
+            ]
+        )
+        s.advance(4, 1000)
+    with store.session() as s:
+        # A late event (earlier occurred_at) neither moves last_seen back nor wins the view;
+        # a tie on occurred_at goes to the later position.
+        s.add_contacts([("c1", 200, 300), ("c2", 100, 700)])
+        s.assign_values(
+            [
+                ("c1", "country", '"AT"', 700, 5),
+                ("c1", "score", "11", 800, 6),
+                ("c2", "country", "null", 700, 7),
+            ]
+        )
+        s.advance(7, 1000)
+
+    assert store.contact_starts() == {"c1": 200, "c2": 100}
+    assert store.last_seen() == {"c1": 900, "c2": 700}
+    assert sorted(store.values_of("country")) == [("c1", '"DE"', 800), ("c2", "null", 700)]
+    assert list(store.values_of("score")) == [("c1", "11", 800)]
+    assert list(store.values_of("city")) == []
+    store.close()
+
+
+def test_a_projection_of_an_older_shape_is_dropped_to_be_rebuilt(tmp_path):
+    path = tmp_path / "p.db"
+    store = SQLiteProjectionStore(path)
+    with store.session() as s:
+        s.add_contacts([("c1", 1, 2)])
+        s.add_member("seg", "c1", 2)
+        s.advance(9, 10)
+    store.close()
+
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE projection_schema SET version = ?", (SCHEMA_VERSION - 1,))
+    conn.close()
+    store = SQLiteProjectionStore(path)
+    assert store.checkpoint() == (0, 0)
+    assert store.contacts() == [] and store.member_count("seg") == 0
+    store.close()
+
+    # The same shape again: nothing is dropped.
+    store = SQLiteProjectionStore(path)
+    with store.session() as s:
+        s.add_contacts([("c1", 1, 2)])
+        s.advance(1, 2)
+    store.close()
+    store = SQLiteProjectionStore(path)
+    assert store.checkpoint() == (1, 2) and store.contacts() == ["c1"]
+    store.close()
