@@ -17,10 +17,12 @@ the log therefore gives the same transitions as the live run.
 
 from __future__ import annotations
 
+import gc
 import itertools
 import json
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -93,6 +95,24 @@ def assignments(arrived: dict[str, list[Event]]) -> list[tuple[str, str, str, in
         if e.type == CONTACT_UPDATED
         for prop, value in e.data.items()
     ]
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Hold back Python's cycle collector for one transaction's work.
+
+    A batch allocates hundreds of thousands of small objects (histories, transitions) that
+    live until it ends; each full collection would walk all of them again, which cost about a
+    quarter of the time of a large batch of deadlines. Cycles are collected afterwards.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 @dataclass(frozen=True)
@@ -324,7 +344,7 @@ class Projector:
     def _in_session(self, work: Callable[[ProjectionSession], Any]) -> Any:
         """Run work in one projection transaction; on failure forget every cache."""
         try:
-            with self.projection.session() as session:
+            with _collector_paused(), self.projection.session() as session:
                 if self._committed != (session.position, session.instant):
                     # Another process moved the projection: nothing cached here can be trusted.
                     self._histories.clear()
