@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,6 +20,7 @@ EVENT_TYPE = validate.Regexp(
 NO_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
+@functools.lru_cache(maxsize=4096)  # a batch's receipts share one recorded_at
 def format_instant(ms: int | None) -> str | None:
     """UTC milliseconds as ISO-8601 with milliseconds and Z."""
     if ms is None:
