@@ -266,7 +266,7 @@ class SetEvaluator:
                 older = self._older_than(node.event, t - n)
                 members = (older - set(recent)) & self.existing
             if self.want_bounds:
-                bounds = {c: last + n for c, (_, _, last) in recent.items()}
+                bounds = {c: last + n for c, last in recent.items()}
         else:
             ever = self._first_instants(node.event)
             if node.op is a.RecencyOp.WITHIN:
@@ -279,22 +279,22 @@ class SetEvaluator:
         self._arrivals(node.event, bounds)
         return Answer(members, bounds)
 
-    def _recent(self, selector: a.EventSelector, after: int) -> dict[str, list[Any]]:
-        """Per contact with matching events in (after, t]: [count, first, last]."""
+    def _recent(self, selector: a.EventSelector, after: int) -> dict[str, int]:
+        """Per contact with matching events in (after, t]: the latest one's occurred_at."""
         if self.views is None or selector.type is not None or selector.filter is not None:
-            return self._per_contact(selector, after, self.t)
+            per_contact = self._per_contact(selector, after, self.t)
+            return {c: last for c, (_, _, last) in per_contact.items()}
         # Any event at all: the view's latest occurred_at answers, unless it lies after t.
-        found: dict[str, list[Any]] = {}
+        found: dict[str, int] = {}
         later = []
         for contact, last in self.views.last_seen().items():
             if last > self.t:
                 later.append(contact)
             elif last > after:
-                found[contact] = [1, last, last]
+                found[contact] = last
         if later:
             query = replace(self._range(selector, after, self.t), contacts=tuple(later))
-            for row in self.q.count_events(query):
-                found[row.contact_id] = [row.count, row.first, row.last]
+            found.update((row.contact_id, row.last) for row in self.q.count_events(query))
         return found
 
     def _older_than(self, selector: a.EventSelector, until: int) -> set[str]:
