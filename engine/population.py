@@ -318,9 +318,13 @@ class SetEvaluator:
             return dict(self.q.property_values(prop, self.t, self.max_position))
         values: dict[str, Any] = {}
         later: list[str] = []
+        decoded: dict[str, Any] = {}  # a few distinct values are shared by many contacts
         for contact, text, occurred_at in self.views.values_of(prop):
             if occurred_at <= self.t:
-                values[contact] = json.loads(text)
+                value = decoded.get(text, decoded)
+                if value is decoded:
+                    value = decoded[text] = json.loads(text)
+                values[contact] = value
             else:  # the latest value comes after t: ask the log for the one before
                 later.append(contact)
         if later:
@@ -329,9 +333,8 @@ class SetEvaluator:
 
     def _property(self, node: a.Condition) -> Answer:
         prop: str = node.prop  # type: ignore[union-attr]
-        test = compile_value_test(node)
         values = self._values(prop)
-        members = self._split(lambda v: test(v, self.t), values, None)
+        members = self._split(_memoized(compile_value_test(node), self.t), values, None)
         bounds: Bounds = {}
         if self.want_bounds:
             for contact, instant in self.q.property_changes_after(prop, self.t, self.max_position):
@@ -346,6 +349,23 @@ class SetEvaluator:
                         if instant > self.t:
                             _lower(bounds, contact, instant)
         return Answer(members, bounds)
+
+
+def _memoized(test: Callable[[Any, int], bool], t: int) -> Callable[[Any], bool]:
+    """The test at t, run once per distinct value (keyed with its type: True == 1 in Python)."""
+    results: dict[tuple[type, Any], bool] = {}
+
+    def holds(value: Any) -> bool:
+        key = (type(value), value)
+        try:
+            return results[key]
+        except KeyError:
+            result = results[key] = test(value, t)
+            return result
+        except TypeError:  # a list or an object: not hashable
+            return test(value, t)
+
+    return holds
 
 
 def _aggregate(func: a.AggregateFunc, values: list[float]) -> float | None:

@@ -94,3 +94,31 @@ def test_the_prefilter_only_names_texts_json_writes_verbatim():
     either = a.Or((a.Compare("form", a.CompareOp.EQ, "demo"), a.InList("form", ("a", "b"))))
     assert required_texts(either) == ("demo", "a", "b")
     assert required_texts(a.Or((either, a.Known("form", True)))) == ()
+
+
+def test_values_shared_by_many_contacts_are_tested_by_type_as_well(tmp_path):
+    # Python holds True == 1 == 1.0; the language does not (a number is not a yes/no).
+    given_values = {"ann": True, "bob": 1, "cem": 1.0, "dana": [1]}
+    store = _store(
+        tmp_path / "log.db",
+        {
+            c: [Event(1, "e1", "contact_updated", BASE, BASE, {"score": v})]
+            for c, v in given_values.items()
+        },
+    )
+    projection = SQLiteProjectionStore(store.path)
+    Projector(store, projection).advance(BASE)
+    for rule, expected in (
+        (a.Compare("score", a.CompareOp.EQ, 1), {"bob", "cem"}),
+        (a.Compare("score", a.CompareOp.GE, 1), {"bob", "cem"}),
+        (a.Known("score", True), set(given_values)),
+    ):
+        for views in (None, projection):
+            answer = SetEvaluator(
+                SQLitePopulationQueries(store.connection),
+                projection.contact_starts(),
+                BASE,
+                store.last_position(),
+                views=views,
+            ).members(rule)
+            assert answer.members == expected, (rule, views)
