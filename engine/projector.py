@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import gc
 import itertools
-import json
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -79,17 +78,11 @@ def to_event(stored: StoredEvent) -> Event:
     )
 
 
-def assignments(arrived: dict[str, list[Event]]) -> list[tuple[str, str, str, int, int]]:
-    """The contact view's rows for new `contact_updated` events: (contact, prop, value as JSON,
+def assignments(arrived: dict[str, list[Event]]) -> list[tuple[str, str, Any, int, int]]:
+    """The contact view's rows for new `contact_updated` events: (contact, prop, value,
     occurred_at, position)."""
     return [
-        (
-            contact,
-            prop,
-            json.dumps(value, ensure_ascii=False, separators=(",", ":")),
-            e.occurred_at,
-            e.position,
-        )
+        (contact, prop, value, e.occurred_at, e.position)
         for contact, events in arrived.items()
         for e in events
         if e.type == CONTACT_UPDATED

@@ -61,7 +61,7 @@ def replay_timeline(
     with projection.session() as session:
         next_deadline = timeline.write(session)
         # The contact view: every property's latest value, for set-wise questions.
-        session.assign_values(list(queries.latest_assignments(data.last_position)))
+        session.assign_values(queries.latest_assignments(data.last_position))
     if progress is not None:
         progress(data.last_position)
     return next_deadline

@@ -75,9 +75,9 @@ class PopulationQueries(Protocol):
         in the range."""
         ...
 
-    def latest_assignments(self, max_position: int) -> Iterator[tuple[str, str, str, int, int]]:
-        """(contact, prop, value as JSON, occurred_at, position): each property's latest
-        assignment by a `contact_updated` event, for every contact (the contact view)."""
+    def latest_assignments(self, max_position: int) -> Iterator[tuple[str, str, Any, int, int]]:
+        """(contact, prop, value, occurred_at, position): each property's latest assignment by
+        a `contact_updated` event, for every contact (the contact view)."""
         ...
 
     def property_changes_after(

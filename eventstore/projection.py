@@ -145,8 +145,8 @@ class ProjectionSession(Protocol):
         """Remember contacts with the earliest and latest occurred_at of their events."""
         ...
 
-    def assign_values(self, rows: Sequence[tuple[str, str, str, int, int]]) -> None:
-        """(contact, prop, value as JSON, occurred_at, position): keep each latest assignment."""
+    def assign_values(self, rows: Iterable[tuple[str, str, Any, int, int]]) -> None:
+        """(contact, prop, value, occurred_at, position): keep each latest assignment."""
         ...
 
     def values_of(self, prop: str) -> Iterator[tuple[str, str, int]]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import operator
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -127,22 +129,24 @@ class SQLitePopulationQueries:
         )
         yield from rows
 
-    def latest_assignments(self, max_position: int) -> Iterator[tuple[str, str, str, int, int]]:
-        """(contact, prop, value as JSON, occurred_at, position): each property's latest
-        assignment by a `contact_updated` event, for every contact (the contact view)."""
-        return iter(
-            self._connection().execute(
-                "SELECT contact, prop, value, occurred_at, position FROM ("
-                f" SELECT substr(e.stream, {CONTACT_PREFIX_LENGTH + 1}) AS contact, j.key AS prop,"
-                " e.data -> j.fullkey AS value, e.occurred_at, e.position,"
-                " row_number() OVER (PARTITION BY e.stream, j.key"
-                " ORDER BY e.occurred_at DESC, e.position DESC) AS latest"
-                " FROM events AS e, json_each(e.data) AS j"
-                " WHERE e.type = 'contact_updated' AND e.position <= ?"
-                ") WHERE latest = 1",
-                (max_position,),
-            )
+    def latest_assignments(self, max_position: int) -> Iterator[tuple[str, str, Any, int, int]]:
+        """(contact, prop, value, occurred_at, position): each property's latest assignment by
+        a `contact_updated` event, for every contact (the contact view)."""
+        # Sorting the events is cheap; sorting every assignment (a window over json_each) was
+        # three times slower. Within a contact the last assignment in this order wins.
+        rows = self._connection().execute(
+            f"SELECT substr(stream, {CONTACT_PREFIX_LENGTH + 1}), occurred_at, position, data"
+            " FROM events WHERE type = 'contact_updated' AND position <= ?"
+            " ORDER BY stream, occurred_at, position",
+            (max_position,),
         )
+        for contact, group in itertools.groupby(rows, key=operator.itemgetter(0)):
+            latest: dict[str, tuple[Any, int, int]] = {}
+            for _, occurred_at, position, data in group:
+                for prop, value in json.loads(data).items():
+                    latest[prop] = (value, occurred_at, position)
+            for prop, (value, occurred_at, position) in latest.items():
+                yield contact, prop, value, occurred_at, position
 
     def property_changes_after(
         self, prop: str, after: int, max_position: int

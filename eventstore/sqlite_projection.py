@@ -10,6 +10,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import sqlite_utils
 
@@ -292,8 +293,12 @@ class SQLiteProjectionSession(SQLiteTransaction):
             spans,
         )
 
-    def assign_values(self, rows: Sequence[tuple[str, str, str, int, int]]) -> None:
-        """(contact, prop, value as JSON, occurred_at, position): keep each latest assignment."""
+    def assign_values(self, rows: Iterable[tuple[str, str, Any, int, int]]) -> None:
+        """(contact, prop, value, occurred_at, position): keep each latest assignment."""
+        encoded = (
+            (contact, prop, json.dumps(value, ensure_ascii=False, separators=(",", ":")), o, p)
+            for contact, prop, value, o, p in rows
+        )
         self.conn.executemany(
             "INSERT INTO contact_values (contact_id, prop, value, occurred_at, position)"
             " VALUES (?, ?, ?, ?, ?) ON CONFLICT (prop, contact_id) DO UPDATE SET"
@@ -301,7 +306,7 @@ class SQLiteProjectionSession(SQLiteTransaction):
             " position = excluded.position"
             " WHERE (excluded.occurred_at, excluded.position)"
             " > (contact_values.occurred_at, contact_values.position)",
-            rows,
+            encoded,
         )
 
     def values_of(self, prop: str) -> Iterator[tuple[str, str, int]]:

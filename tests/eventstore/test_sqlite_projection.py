@@ -13,9 +13,9 @@ def test_the_contact_view_keeps_each_latest_assignment(tmp_path):
         s.add_contacts([("c1", 500, 900), ("c2", 100, 100)])
         s.assign_values(
             [
-                ("c1", "country", '"DE"', 800, 3),
-                ("c1", "score", "10", 800, 3),
-                ("c2", "country", '"FR"', 100, 4),
+                ("c1", "country", "DE", 800, 3),
+                ("c1", "score", 10, 800, 3),
+                ("c2", "country", "FR", 100, 4),
             ]
         )
         s.advance(4, 1000)
@@ -25,9 +25,9 @@ def test_the_contact_view_keeps_each_latest_assignment(tmp_path):
         s.add_contacts([("c1", 200, 300), ("c2", 100, 700)])
         s.assign_values(
             [
-                ("c1", "country", '"AT"', 700, 5),
-                ("c1", "score", "11", 800, 6),
-                ("c2", "country", "null", 700, 7),
+                ("c1", "country", "AT", 700, 5),
+                ("c1", "score", 11.5, 800, 6),
+                ("c2", "country", None, 700, 7),
             ]
         )
         s.advance(7, 1000)
@@ -35,7 +35,7 @@ def test_the_contact_view_keeps_each_latest_assignment(tmp_path):
     assert store.contact_starts() == {"c1": 200, "c2": 100}
     assert store.last_seen() == {"c1": 900, "c2": 700}
     assert sorted(store.values_of("country")) == [("c1", '"DE"', 800), ("c2", "null", 700)]
-    assert list(store.values_of("score")) == [("c1", "11", 800)]
+    assert list(store.values_of("score")) == [("c1", "11.5", 800)]
     assert list(store.values_of("city")) == []
     store.close()
 
