@@ -123,6 +123,15 @@ class Reads:
             return True
         return event.type == CONTACT_UPDATED and not self.properties.isdisjoint(event.data)
 
+    def blind_to(self, touched: Touched) -> bool:
+        """Whether the rule reads nothing of a brand-new contact but that it exists: then its
+        value is the same for every such contact, whatever the instant."""
+        return (
+            touched.fresh
+            and len(self.segments) == 1
+            and not any(self.affected_by(e) for e in touched.events)
+        )
+
     def way(self, event_type: str, keys: frozenset[str] = frozenset()) -> int:
         """Which way an event of a type (setting `keys`, for contact_updated) can move the
         segment's value (engine.monotone)."""
@@ -149,6 +158,8 @@ class Touched:
         self.new = (
             bool(self.visible) and history.visible_from is not None and history.visible_from >= r
         )
+        # Every event it has arrived now, none dated ahead: it has no membership nor deadline.
+        self.fresh = len(self.visible) == len(history.events)
         self.moves_start = False
         if events:
             # An event dated before everything else moves the instant the contact exists from.
@@ -288,6 +299,9 @@ class Projector:
         self._histories = Histories(log, history_cache)
         self._committed: tuple[int, int] | None = None
         self._reads: dict[str, Reads] = {}
+        # Per segment and rule version (its position in the log), the value of every
+        # brand-new contact the rule reads nothing of (None: not the same for all of them).
+        self._blind: dict[tuple[str, int], bool | None] = {}
         self._at: tuple[int, dict[tuple[str, str], TransitionRecord]] = (-1, {})
         self._settled_until = 0
         self._ledger: Ledger | None = None
@@ -477,9 +491,22 @@ class Projector:
                     and not t.needs(reads, member)
                 ):
                     continue
-                causes = t.causes(reads)
-                cause = max(causes, default=None)
-                self._evaluate(session, segment, t.contact, t.history, r, cause, kinds)
+                cause = max(t.causes(reads), default=None)
+                if (segment.id, t.contact) in at_r or not reads.blind_to(t):
+                    self._evaluate(session, segment, t.contact, t.history, r, cause, kinds)
+                    continue
+                # New contacts the rule cannot see but for their existence (a page view, for
+                # "has never purchased") all get the value the first of them got.
+                assert segment.current is not None
+                key = (segment.id, segment.current.position)
+                blind = self._blind.get(key)
+                if blind is None:
+                    value, due = self._evaluate(
+                        session, segment, t.contact, t.history, r, cause, kinds
+                    )
+                    self._blind.setdefault(key, value if due is None else None)
+                elif blind:
+                    self._settle(session, segment, t.contact, r, True, cause, kinds)
 
     def _evaluate_everyone(
         self,
@@ -573,13 +600,14 @@ class Projector:
         t: int,
         cause: int | None,
         kinds: dict[int, str],
-    ) -> None:
+    ) -> Outcome:
         version = segment.current
         assert version is not None
         ctx = Context(history, LedgerSegments(self.ledger, self.registry, contact))
         value, due = evaluate_member(version.node, ctx, t)
         self._settle(session, segment, contact, t, value, cause, kinds)
         self.ledger.set_deadline(segment.id, contact, due)
+        return value, due
 
     def _settle(
         self,
