@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.generate import MIXED_SEGMENTS, generate_events  # noqa: E402
+from bench.generate import MIXED_SEGMENTS, generate_events, iso  # noqa: E402
 from bench.table import print_table  # noqa: E402
 from eventstore.sqlite_keys import SQLiteKeyStore  # noqa: E402
 
@@ -33,11 +33,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def iso(ms: int) -> str:
-    seconds, millis = divmod(ms, 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
 
 
 class Client:

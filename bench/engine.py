@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import sqlite3
 import sys
 import time
@@ -19,6 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.common import DAY, START, WORK, Clock, peak_rss_mb
 from bench.generate import MIXED_SEGMENTS, generate_events, to_new_event
 from bench.table import print_table
 from engine.projector import Projector
@@ -26,18 +26,6 @@ from engine.replay import replay
 from engine.service import ContactEvent, Service
 from eventstore.sqlite import SQLiteEventStore
 from eventstore.sqlite_projection import SQLiteProjectionStore
-
-DAY = 86_400_000
-START = 1_767_225_600_000
-WORK = Path(__file__).resolve().parents[1] / "var" / "bench"
-
-
-class Clock:
-    def __init__(self, now: int) -> None:
-        self.now = now
-
-    def __call__(self) -> int:
-        return self.now
 
 
 def fresh(path: Path) -> Path:
@@ -80,10 +68,6 @@ def large_log(events: int, contacts: int) -> Path:
         for suffix in ("-wal", "-shm"):
             Path(str(path) + ".tmp" + suffix).unlink(missing_ok=True)
     return path
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 # ---- benchmarks ----

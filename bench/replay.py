@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import sqlite3
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.common import START, WORK, Clock, peak_rss_mb
 from bench.generate import MIXED_SEGMENTS, generate_events, to_new_event
 from engine.segments import (
     MEMBERS_ADDED,
@@ -36,18 +36,6 @@ from eventstore.interface import NewEvent
 from eventstore.sqlite import SQLiteEventStore
 from grammar import ast as a
 from grammar import format_rule, parse, to_json
-
-START = 1_767_225_600_000
-DAY = 86_400_000
-WORK = Path(__file__).resolve().parents[1] / "var" / "bench"
-
-
-class Clock:
-    def __init__(self, now: int) -> None:
-        self.now = now
-
-    def __call__(self) -> int:
-        return self.now
 
 
 def definition(name: str, rule: str | None, changed: bool = False) -> NewEvent:
@@ -117,10 +105,6 @@ def bench_log(events: int, contacts: int) -> Path:
         build_log(tmp, events, contacts).close()
         os.replace(tmp, path)
     return path
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def measure(events: int, contacts: int, method: str) -> dict:

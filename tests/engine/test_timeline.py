@@ -9,7 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bench.replay import DAY, build_log
+from bench.common import DAY
+from bench.replay import build_log
 from engine.evaluate import Context, compile_rule
 from engine.history import Event, History
 from engine.projector import Projector
