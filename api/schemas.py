@@ -212,7 +212,13 @@ class StaticEditIn(Schema):
 
 class MemberOut(Schema):
     contact_id = fields.String()
-    since = Instant(allow_none=True)
+    since = Instant(
+        allow_none=True,
+        metadata={
+            "description": "when the current stay began; null in an as-of answer (at=), which"
+            " is evaluated from the log rather than read from the transitions"
+        },
+    )
 
 
 class MembersOut(Schema):
@@ -260,7 +266,13 @@ class ContactSegmentOut(Schema):
     id = fields.String()
     name = fields.String()
     kind = fields.String()
-    since = Instant(allow_none=True)
+    since = Instant(
+        allow_none=True,
+        metadata={
+            "description": "when the current stay began; null in an as-of answer (at=), which"
+            " is evaluated from the log rather than read from the transitions"
+        },
+    )
 
 
 class ContactSegmentsOut(Schema):
