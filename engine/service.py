@@ -13,6 +13,7 @@ from engine.errors import Conflict, InvalidInput, InvalidRule, NotFound, Version
 from engine.evaluate import Explanation
 from engine.history import History
 from engine.projector import CONTACT_STREAM, Projector, to_event
+from engine.replay import replay
 from engine.segments import (
     DYNAMIC,
     MEMBERS_ADDED,
@@ -35,6 +36,10 @@ from grammar import ast as a
 from grammar.errors import Problem
 
 DAY_MS = 86_400_000
+# An empty projection over a log at least this long is rebuilt by the set-wise replay rather
+# than by applying the entries one instant at a time (a first start on an imported log, or a
+# projection of an older shape dropped by the store).
+REBUILD_FROM = 10_000
 MAX_NAME = 200
 
 
@@ -87,8 +92,10 @@ class Service:
         *,
         max_future_ms: int = DAY_MS,
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+        rebuild_from: int = REBUILD_FROM,
     ) -> None:
         self.log = log
+        self.rebuild_from = rebuild_from
         self.projection = projection
         self.clock = clock
         self.max_future_ms = max_future_ms
@@ -96,10 +103,18 @@ class Service:
         self.projector = Projector(log, projection)
         # The projector keeps caches; one thread at a time may move it.
         self._lock = threading.RLock()
+        self._started = False
 
     def catch_up(self) -> int | None:
         """Apply what the log and time have brought; returns the next deadline."""
         with self._lock:
+            if not self._started:
+                self._started = True
+                if (
+                    self.projection.checkpoint()[0] == 0
+                    and self.log.last_position() >= self.rebuild_from
+                ):
+                    replay(self.log, self.projection, self.clock(), method="timeline")
             return self.projector.advance(self.clock())
 
     @property

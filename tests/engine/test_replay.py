@@ -65,3 +65,18 @@ def test_verify_reports_a_tampered_projection(tmp_path):
     report = verify(service.log, service.projection, SQLiteProjectionStore(tmp_path / "s.db"))
     assert not report.ok
     assert any("transition" in line for line in report.differences)
+
+
+def test_a_service_starting_on_an_empty_projection_rebuilds_it_set_wise(tmp_path):
+    service, clock = live_service(tmp_path)
+    fresh = Service(
+        service.log, SQLiteProjectionStore(tmp_path / "fresh.db"), clock, rebuild_from=1
+    )
+    fresh.catch_up()
+    assert rows(fresh.projection) == rows(service.projection)
+    assert fresh.projection.checkpoint() == service.projection.checkpoint()
+    # Later work goes on incrementally from there.
+    clock.now += DAY
+    fresh.ingest([ContactEvent("c9", "email_opened")])
+    service.catch_up()
+    assert rows(fresh.projection) == rows(service.projection)
