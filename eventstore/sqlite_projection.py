@@ -108,6 +108,11 @@ def values_of(conn: sqlite3.Connection, prop: str) -> Iterator[tuple[str, str, i
     )
 
 
+def last_seen(conn: sqlite3.Connection) -> dict[str, int]:
+    """Every known contact and the latest occurred_at of its events."""
+    return dict(conn.execute("SELECT contact_id, last_seen FROM contacts"))
+
+
 class SQLiteProjectionSession(SQLiteTransaction):
     """One write transaction on the projection tables, with the projection's checkpoint."""
 
@@ -315,7 +320,7 @@ class SQLiteProjectionSession(SQLiteTransaction):
 
     def last_seen(self) -> dict[str, int]:
         """Every known contact and the latest occurred_at of its events."""
-        return dict(self.conn.execute("SELECT contact_id, last_seen FROM contacts"))
+        return last_seen(self.conn)
 
     def contacts(self) -> list[str]:
         """Every known contact."""
@@ -411,8 +416,8 @@ class SQLiteProjectionStore:
                 "SELECT version FROM projection_schema WHERE name = ?", (NAME,)
             ).fetchone()
             if row is None or row[0] != SCHEMA_VERSION:
-                # Projections are disposable: one of an older shape is dropped, and the
-                # projector rebuilds it from the log.
+                # Projections are disposable: one of an older shape is dropped, to be
+                # rebuilt from the log.
                 _drop(conn)
                 conn.execute(
                     "INSERT OR REPLACE INTO projection_schema VALUES (?, ?)", (NAME, SCHEMA_VERSION)
@@ -463,7 +468,7 @@ class SQLiteProjectionStore:
 
     def last_seen(self) -> dict[str, int]:
         """Every known contact and the latest occurred_at of its events."""
-        return dict(self._conn().execute("SELECT contact_id, last_seen FROM contacts"))
+        return last_seen(self._conn())
 
     def member_page(self, segment_id: str, after: str | None, limit: int) -> list[tuple[str, int]]:
         """Current members (contact_id, since) in contact order, after a cursor."""
