@@ -109,14 +109,14 @@ def _insert(conn: sqlite3.Connection, rows: list[tuple]) -> None:
 
 
 # Built once: json.dumps with options builds a new encoder on every call.
-_to_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+to_json_text = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 
 
 def _encode(index: int, data: Mapping[str, Any]) -> str:
     if type(data) is not dict and not isinstance(data, Mapping):  # the ABC check is slow
         raise InvalidEventError(index, "data must be a JSON object")
     try:
-        return _to_json(data)
+        return to_json_text(data)
     except (TypeError, ValueError) as exc:
         raise InvalidEventError(index, f"data is not valid JSON: {exc}") from exc
 

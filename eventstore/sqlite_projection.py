@@ -17,6 +17,7 @@ import sqlite_utils
 from eventstore.checkpoints import SQLiteTransaction, create_checkpoint_table, read_checkpoint
 from eventstore.connections import Connections
 from eventstore.projection import Cause, DefinitionRecord, TransitionRecord, TransitionRow
+from eventstore.sqlite import to_json_text
 
 NAME = "membership"
 SCHEMA_VERSION = 2  # raise it when the tables change: older projections are rebuilt
@@ -301,8 +302,7 @@ class SQLiteProjectionSession(SQLiteTransaction):
     def assign_values(self, rows: Iterable[tuple[str, str, Any, int, int]]) -> None:
         """(contact, prop, value, occurred_at, position): keep each latest assignment."""
         encoded = (
-            (contact, prop, json.dumps(value, ensure_ascii=False, separators=(",", ":")), o, p)
-            for contact, prop, value, o, p in rows
+            (contact, prop, to_json_text(value), o, p) for contact, prop, value, o, p in rows
         )
         self.conn.executemany(
             "INSERT INTO contact_values (contact_id, prop, value, occurred_at, position)"
