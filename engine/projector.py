@@ -158,8 +158,9 @@ class Touched:
         self.new = (
             bool(self.visible) and history.visible_from is not None and history.visible_from >= r
         )
-        # Every event it has arrived now, none dated ahead: it has no membership nor deadline.
-        self.fresh = len(self.visible) == len(history.events)
+        # It exists, and every event it has arrived now, none dated ahead: it has no
+        # membership nor deadline yet.
+        self.fresh = bool(self.visible) and len(self.visible) == len(history.events)
         self.moves_start = False
         if events:
             # An event dated before everything else moves the instant the contact exists from.
