@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import bisect
 import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +42,7 @@ DAY_MS = 86_400_000
 # than by applying the entries one instant at a time (a first start on an imported log, or a
 # projection of an older shape dropped by the store).
 REBUILD_FROM = 10_000
+ANSWERS_KEPT = 4  # as-of member lists kept for paging (each up to one id per contact)
 MAX_NAME = 200
 
 
@@ -104,6 +107,7 @@ class Service:
         # The projector keeps caches; one thread at a time may move it.
         self._lock = threading.RLock()
         self._started = False
+        self._answers: OrderedDict[tuple[str, int, int], list[str]] = OrderedDict()
 
     def catch_up(self) -> int | None:
         """Apply what the log and time have brought; returns the next deadline."""
@@ -325,8 +329,9 @@ class Service:
             rows = self.projection.member_page(segment_id, after, limit + 1)
             page = [Member(c, since) for c, since in rows]
         else:
-            found = sorted(self._sets_at(at).answer(segment.id).members)
-            page = [Member(c) for c in found if after is None or c > after][: limit + 1]
+            found = self._members_at(segment.id, at)
+            start = 0 if after is None else bisect.bisect_right(found, after)
+            page = [Member(c) for c in found[start : start + limit + 1]]
         more = len(page) > limit
         page = page[:limit]
         return page, (page[-1].contact_id if more else None)
@@ -383,6 +388,21 @@ class Service:
 
     def _edits(self, segment_id: str) -> list[StoredEvent]:
         return self.log.read_stream(segment_stream(segment_id))
+
+    def _members_at(self, segment_id: str, t: int) -> list[str]:
+        """A segment's members at T, sorted; kept while the log stays as it is, so that paging
+        through a large answer evaluates it once."""
+        sets = self._sets_at(t)
+        key = (segment_id, t, sets.max_position)
+        with self._lock:
+            found = self._answers.get(key)
+            if found is None:
+                found = sorted(sets.answer(segment_id).members)
+                self._answers[key] = found
+                while len(self._answers) > ANSWERS_KEPT:
+                    self._answers.popitem(last=False)
+            self._answers.move_to_end(key)
+            return found
 
     def _sets_at(self, t: int) -> AsOfSets:
         """Set-wise membership at T over every event known now."""

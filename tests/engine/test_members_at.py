@@ -1,0 +1,45 @@
+"""Members as of an instant, page by page: one evaluation per answer while the log stands still."""
+
+from __future__ import annotations
+
+from engine.service import ContactEvent, Service
+from eventstore.sqlite import SQLiteEventStore
+from eventstore.sqlite_projection import SQLiteProjectionStore
+
+START = 1_767_225_600_000
+DAY = 86_400_000
+
+
+class Clock:
+    def __init__(self, now: int) -> None:
+        self.now = now
+
+    def __call__(self) -> int:
+        return self.now
+
+
+def test_paging_through_members_at_an_instant(tmp_path):
+    clock = Clock(START)
+    service = Service(
+        SQLiteEventStore(tmp_path / "s.db", clock), SQLiteProjectionStore(tmp_path / "s.db"), clock
+    )
+    service.define_segment("Openers", "opened email within 2 days")
+    clock.now += 1000
+    service.ingest([ContactEvent(f"c{i:02d}", "email_opened") for i in range(25)])
+    clock.now += 5 * DAY  # they have all left by now
+    at = START + DAY
+
+    pages, after = [], None
+    while True:
+        page, after = service.members("openers", at=at, after=after, limit=10)
+        pages.append([m.contact_id for m in page])
+        if after is None:
+            break
+    assert [len(p) for p in pages] == [10, 10, 5]
+    assert [c for p in pages for c in p] == [f"c{i:02d}" for i in range(25)]
+    assert service.members("openers")[0] == []
+
+    # A late event known now changes the answer at that instant: the kept one is not reused.
+    service.ingest([ContactEvent("b-late", "email_opened", occurred_at=START + DAY - 10)])
+    page, _ = service.members("openers", at=at, limit=3)
+    assert [m.contact_id for m in page] == ["b-late", "c00", "c01"]
