@@ -205,3 +205,27 @@ def test_explain_shows_the_evidence(api, clock):
     assert (
         api("auditor").get(f"/v1/segments/openers/explain/ann?at={before}").json["member"] is False
     )
+
+
+def test_members_page_by_opaque_cursor_now_and_as_of_an_instant(api, clock):
+    define(api, "Openers", "opened email within 7 days")
+    ingest(api, *({"contact_id": f"c{i:02d}", "type": "email_opened"} for i in range(7)))
+    at = format_instant(clock())
+    clock.advance(DAY)
+    ingest(api, {"contact_id": "late", "type": "email_opened"})
+
+    def all_pages(query):
+        seen, cursor = [], None
+        while True:
+            url = f"/v1/segments/openers/members?limit=3{query}"
+            body = api("auditor").get(url + (f"&cursor={cursor}" if cursor else "")).json
+            seen.append([m["contact_id"] for m in body["members"]])
+            cursor = body["next_cursor"]
+            if cursor is None:
+                return seen
+
+    now = all_pages("")
+    assert now == [["c00", "c01", "c02"], ["c03", "c04", "c05"], ["c06", "late"]]
+    assert all_pages(f"&at={at}") == [["c00", "c01", "c02"], ["c03", "c04", "c05"], ["c06"]]
+    bad = api("auditor").get("/v1/segments/openers/members?cursor=%%%")
+    assert bad.status_code == 400
