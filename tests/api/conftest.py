@@ -5,21 +5,9 @@ from __future__ import annotations
 import pytest
 
 from api import create_app
+from tests.clock import Clock
 
 START = 1_795_000_000_000  # 2026-11-18T...Z
-
-
-class Clock:
-    """A clock the test sets; milliseconds since the epoch."""
-
-    def __init__(self, now: int) -> None:
-        self.now = now
-
-    def __call__(self) -> int:
-        return self.now
-
-    def advance(self, ms: int) -> None:
-        self.now += ms
 
 
 @pytest.fixture

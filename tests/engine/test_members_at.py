@@ -5,17 +5,7 @@ from __future__ import annotations
 from engine.service import ContactEvent, Service
 from eventstore.sqlite import SQLiteEventStore
 from eventstore.sqlite_projection import SQLiteProjectionStore
-
-START = 1_767_225_600_000
-DAY = 86_400_000
-
-
-class Clock:
-    def __init__(self, now: int) -> None:
-        self.now = now
-
-    def __call__(self) -> int:
-        return self.now
+from tests.clock import DAY, START, Clock
 
 
 def test_paging_through_members_at_an_instant(tmp_path):

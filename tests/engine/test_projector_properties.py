@@ -22,18 +22,11 @@ from eventstore.sqlite import SQLiteEventStore
 from eventstore.sqlite_projection import SQLiteProjectionStore
 from grammar import ast as a
 from grammar.serialize import to_json
+from tests.clock import Clock
 from tests.engine import reference
 from tests.engine.strategies import BASE, PAYLOADS, SECOND, TYPES, leaves, rules
 
 CONTACTS = ("c1", "c2", "c3")
-
-
-class Clock:
-    def __init__(self, now: int) -> None:
-        self.now = now
-
-    def __call__(self) -> int:
-        return self.now
 
 
 @dataclass

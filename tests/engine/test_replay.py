@@ -6,17 +6,7 @@ from engine.replay import replay, verify
 from engine.service import ContactEvent, Service
 from eventstore.sqlite import SQLiteEventStore
 from eventstore.sqlite_projection import SQLiteProjectionStore
-
-START = 1_767_225_600_000
-DAY = 86_400_000
-
-
-class Clock:
-    def __init__(self, now: int) -> None:
-        self.now = now
-
-    def __call__(self) -> int:
-        return self.now
+from tests.clock import DAY, START, Clock
 
 
 def live_service(tmp_path):
