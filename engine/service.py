@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import contextlib
 import threading
 import uuid
 from collections import OrderedDict
@@ -15,7 +16,6 @@ from engine.errors import Conflict, InvalidInput, InvalidRule, NotFound, Version
 from engine.evaluate import Explanation
 from engine.history import History
 from engine.projector import CONTACT_STREAM, Projector, to_event
-from engine.replay import replay
 from engine.segments import (
     DYNAMIC,
     MEMBERS_ADDED,
@@ -31,6 +31,8 @@ from engine.segments import (
     segment_stream,
     slugify,
 )
+from engine.timeline import replay_timeline
+from engine.timeline_defs import Unsupported
 from eventstore.interface import ConcurrencyError, EventStore, NewEvent, Receipt, StoredEvent
 from eventstore.projection import ProjectionStore, TransitionRecord
 from grammar import RuleError, format_rule, parse, to_json
@@ -118,7 +120,7 @@ class Service:
                     self.projection.checkpoint()[0] == 0
                     and self.log.last_position() >= self.rebuild_from
                 ):
-                    replay(self.log, self.projection, self.clock(), method="timeline")
+                    self._rebuild()
             return self.projector.advance(self.clock())
 
     @property
@@ -388,6 +390,12 @@ class Service:
 
     def _edits(self, segment_id: str) -> list[StoredEvent]:
         return self.log.read_stream(segment_stream(segment_id))
+
+    def _rebuild(self) -> None:
+        """Fill the empty projection set-wise; another process may be doing the same."""
+        # A log the timeline does not handle is left to the projector, entry by entry.
+        with contextlib.suppress(Unsupported):
+            replay_timeline(self.log, self.projection, self.clock(), only_if_empty=True)
 
     def _members_at(self, segment_id: str, t: int) -> list[str]:
         """A segment's members at T, sorted; kept while the log stays as it is, so that paging

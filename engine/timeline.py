@@ -47,9 +47,18 @@ WRITE_CHUNK = 200_000
 
 
 def replay_timeline(
-    log: EventStore, projection: ProjectionStore, now: int, progress: Progress | None = None
+    log: EventStore,
+    projection: ProjectionStore,
+    now: int,
+    progress: Progress | None = None,
+    *,
+    only_if_empty: bool = False,
 ) -> int | None:
-    """Drop the projection and rebuild it from the whole log, as of `now`; the next deadline."""
+    """Drop the projection and rebuild it from the whole log, as of `now`; the next deadline.
+
+    `only_if_empty`: build an empty projection, and write nothing if another process has
+    started it meanwhile (checked under the writer's lock).
+    """
     queries = log.population()
     data = read_log(queries, log.last_position())
     definitions = read_definitions(data.segment_entries)
@@ -57,8 +66,11 @@ def replay_timeline(
     if data.last_recorded is not None and now > data.last_recorded:
         # Time up to `now` is decided here: no append may be recorded before it from now on.
         log.raise_clock_floor(now)
-    projection.reset()
+    if not only_if_empty:
+        projection.reset()
     with projection.session() as session:
+        if only_if_empty and session.position:
+            return None
         next_deadline = timeline.write(session)
         # The contact view: every property's latest value, for set-wise questions.
         session.assign_values(queries.latest_assignments(data.last_position))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from engine.replay import replay, verify
 from engine.service import ContactEvent, Service
+from engine.timeline import replay_timeline
 from eventstore.sqlite import SQLiteEventStore
 from eventstore.sqlite_projection import SQLiteProjectionStore
 from tests.clock import DAY, START, Clock
@@ -70,3 +71,14 @@ def test_a_service_starting_on_an_empty_projection_rebuilds_it_set_wise(tmp_path
     fresh.ingest([ContactEvent("c9", "email_opened")])
     service.catch_up()
     assert rows(fresh.projection) == rows(service.projection)
+
+
+def test_a_rebuild_into_an_empty_projection_leaves_one_that_was_filled_meanwhile(tmp_path):
+    service, clock = live_service(tmp_path)
+    before = rows(service.projection)
+    assert replay_timeline(service.log, service.projection, clock(), only_if_empty=True) is None
+    assert rows(service.projection) == before
+
+    empty = SQLiteProjectionStore(tmp_path / "empty.db")
+    replay_timeline(service.log, empty, clock(), only_if_empty=True)
+    assert rows(empty) == before
