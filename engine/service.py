@@ -44,7 +44,7 @@ DAY_MS = 86_400_000
 # than by applying the entries one instant at a time (a first start on an imported log, or a
 # projection of an older shape dropped by the store).
 REBUILD_FROM = 10_000
-ANSWERS_KEPT = 4  # as-of member lists kept for paging (each up to one id per contact)
+ANSWERS_KEPT = 2  # as-of member lists kept for paging (each up to one id per contact)
 MAX_NAME = 200
 
 
