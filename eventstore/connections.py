@@ -21,13 +21,19 @@ class Connections:
     """
 
     def __init__(
-        self, path: str | Path, *, durability: str = "process", busy_timeout_ms: int = 30_000
+        self,
+        path: str | Path,
+        *,
+        durability: str = "process",
+        busy_timeout_ms: int = 30_000,
+        temp_in_memory: bool = False,
     ) -> None:
         if durability not in SYNCHRONOUS:
             raise ValueError(f"durability must be one of {sorted(SYNCHRONOUS)}")
         self.path = str(path)
         self._synchronous = SYNCHRONOUS[durability]
         self._busy_timeout_ms = busy_timeout_ms
+        self._temp_in_memory = temp_in_memory
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
@@ -42,6 +48,8 @@ class Connections:
             conn.execute(f"PRAGMA synchronous = {self._synchronous}")
             # 64 MB of page cache: a batch of random event ids touches thousands of index pages.
             conn.execute("PRAGMA cache_size = -65536")
+            if self._temp_in_memory:
+                conn.execute("PRAGMA temp_store = MEMORY")
             self._local.conn = conn
             self._local.pid = os.getpid()
             with self._lock:

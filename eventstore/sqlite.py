@@ -152,8 +152,9 @@ class SQLiteEventStore:
         busy_timeout_ms: int = 30_000,
         page_size: int = 1_000,
     ) -> None:
+        # Statement journals (see _insert) in memory, not spilled to temporary files.
         self._connections = Connections(
-            path, durability=durability, busy_timeout_ms=busy_timeout_ms
+            path, durability=durability, busy_timeout_ms=busy_timeout_ms, temp_in_memory=True
         )
         self.path = self._connections.path
         self._clock = clock
@@ -194,9 +195,6 @@ class SQLiteEventStore:
             if not e.event_id or not e.stream or not e.type:
                 raise InvalidEventError(i, "event_id, stream and type must not be empty")
         expected = dict(expected_versions or {})
-        # Statement journals (see _insert) in memory, not spilled to temporary files; setting
-        # it again costs nothing, and it cannot be set inside the transaction.
-        self._connections.get().execute("PRAGMA temp_store = MEMORY")
         try:
             with self._write() as conn:
                 return self._append(conn, events, encoded, expected)
