@@ -3,9 +3,9 @@ the contacts of an instant, changed in memory, written back in bulk."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
-from eventstore.projection import Cause, ProjectionSession, TransitionRecord
+from eventstore.projection import Cause, Forecast, ProjectionSession, TransitionRecord
 
 Key = tuple[str, str]  # (segment id, contact id)
 
@@ -17,7 +17,9 @@ class Ledger:
         self.session = session
         self._since: dict[Key, int] = {}
         self._due: dict[Key, int] = {}
-        self._loaded: set[str] = set()
+        self._forecasts: dict[Key, Forecast] = {}
+        self._loaded: set[str] = set()  # contacts whose every row was read
+        self._known: set[Key] = set()  # single rows read (see know)
         self._member_writes: dict[Key, int | None] = {}
         self._due_writes: dict[Key, int | None] = {}
         self._transitions: list[TransitionRecord] = []
@@ -30,21 +32,48 @@ class Ledger:
         missing = [c for c in contacts if c not in loaded]
         if not missing:
             return
+        # Rows changed here since they were known are newer than what the session holds.
         for segment_id, contact, since in self.session.members_of(missing):
-            self._since[(segment_id, contact)] = since
-        for segment_id, contact, due in self.session.deadlines_for(missing):
-            self._due[(segment_id, contact)] = due
+            if (segment_id, contact) not in self._member_writes:
+                self._since[(segment_id, contact)] = since
+        for segment_id, contact, due, forecast in self.session.deadlines_for(missing):
+            if (segment_id, contact) not in self._due_writes:
+                self._due[(segment_id, contact)] = due
+                if forecast is not None:
+                    self._forecasts[(segment_id, contact)] = forecast
         self._loaded.update(missing)
+
+    def know(
+        self,
+        segment_id: str,
+        deadlines: Iterable[tuple[str, int, Forecast | None]],
+        members: Mapping[str, int],
+    ) -> None:
+        """Take one segment's rows of some contacts as read elsewhere: (contact, due, forecast)
+        and the members among them (contact: since). Other rows are read when asked for."""
+        for contact, due, forecast in deadlines:
+            key = (segment_id, contact)
+            if contact in self._loaded or key in self._known:
+                continue
+            self._known.add(key)
+            self._due[key] = due
+            if forecast is not None:
+                self._forecasts[key] = forecast
+            if contact in members:
+                self._since[key] = members[contact]
+
+    def _read(self, segment_id: str, contact: str) -> None:
+        if contact not in self._loaded and (segment_id, contact) not in self._known:
+            self.load((contact,))
 
     def is_member(self, segment_id: str, contact: str) -> bool:
         """Whether the contact is a member now."""
-        if contact not in self._loaded:
-            self.load((contact,))
+        self._read(segment_id, contact)
         return (segment_id, contact) in self._since
 
     def set_member(self, segment_id: str, contact: str, since: int | None) -> None:
         """Make the contact a member since an instant, or not a member (None)."""
-        self.load((contact,))
+        self._read(segment_id, contact)
         key = (segment_id, contact)
         if since is None:
             self._since.pop(key, None)
@@ -54,16 +83,22 @@ class Ledger:
 
     def deadline(self, segment_id: str, contact: str) -> int | None:
         """The contact's deadline in a segment."""
-        if contact not in self._loaded:
-            self.load((contact,))
+        self._read(segment_id, contact)
         return self._due.get((segment_id, contact))
 
-    def set_deadline(self, segment_id: str, contact: str, due: int | None) -> None:
-        """The next instant the membership can change with no new event (None: never)."""
-        self.load((contact,))
+    def set_deadline(
+        self, segment_id: str, contact: str, due: int | None, forecast: Forecast | None = None
+    ) -> None:
+        """The next instant the membership can change with no new event (None: never), and
+        what it brings then, if that is known."""
+        self._read(segment_id, contact)
         key = (segment_id, contact)
-        if self._due.get(key) == due:
+        if self._due.get(key) == due and self._forecasts.get(key) == forecast:
             return
+        if forecast is None:
+            self._forecasts.pop(key, None)
+        else:
+            self._forecasts[key] = forecast
         if due is None:
             self._due.pop(key, None)
         else:
@@ -105,8 +140,13 @@ class Ledger:
             )
             self._member_writes.clear()
         if self._due_writes:
+            forecasts = self._forecasts
             self.session.write_deadlines(
-                [(s, c, v) for (s, c), v in self._due_writes.items() if v is not None],
+                [
+                    (s, c, v, forecasts.get((s, c)))
+                    for (s, c), v in self._due_writes.items()
+                    if v is not None
+                ],
                 [(s, c) for (s, c), v in self._due_writes.items() if v is None],
             )
             self._due_writes.clear()
@@ -116,5 +156,7 @@ class Ledger:
         self.flush()
         self._since.clear()
         self._due.clear()
+        self._forecasts.clear()
         self._loaded.clear()
+        self._known.clear()
         self._last_id = None

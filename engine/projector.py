@@ -48,6 +48,7 @@ from eventstore.projection import (
     EXITED,
     Cause,
     DefinitionRecord,
+    Forecast,
     ProjectionSession,
     ProjectionStore,
     TransitionRecord,
@@ -168,6 +169,10 @@ class Touched:
             self.moves_start = history.exists_from() == first_new and not any(
                 e.occurred_at == first_new for e in history.events[: -len(events)]
             )
+
+    def bears_on(self, reads: Reads) -> bool:
+        """Whether any of the new events can change the segment's value at some instant."""
+        return any(reads.affected_by(e) for e in self.events)
 
     def causes(self, reads: Reads) -> list[int]:
         """Positions of this instant's entries that bear on a segment for this contact."""
@@ -290,8 +295,11 @@ class Projector:
         page_size: int = 2_000,
         deadline_batch: int = 10_000,
         history_cache: int = 100_000,
+        forecasts: bool = True,
     ) -> None:
         self.log = log
+        # Whether a deadline carries what it brings (engine.projector._evaluate).
+        self.forecasts = forecasts
         self.projection = projection
         self.page_size = page_size
         self.deadline_batch = deadline_batch
@@ -491,6 +499,10 @@ class Projector:
                     and (due is None or due > r)
                     and not t.needs(reads, member)
                 ):
+                    if due is not None and t.bears_on(reads):
+                        # The deadline stays a lower bound of the next change, but what it
+                        # brings is no longer known.
+                        self.ledger.set_deadline(segment.id, t.contact, due)
                     continue
                 cause = max(t.causes(reads), default=None)
                 if (segment.id, t.contact) in at_r or not reads.blind_to(t):
@@ -572,21 +584,38 @@ class Projector:
                 rows = [row for row in rows if row[0] != last]
             elif len(rows) == self.deadline_batch:
                 rows = session.due(rows[0][0] + 1, 1 << 62)
-            self.ledger.load({c for _, _, c in rows})
-            self._histories.prefetch({c for _, _, c in rows}, session.position)
+            # A deadline with a forecast needs neither the contact's events nor its other rows.
+            foreseen: dict[str, list[tuple[str, int, Forecast]]] = {}
+            unforeseen: set[str] = set()
+            for due, segment_id, contact, forecast in rows:
+                if forecast is None or not self.forecasts:
+                    unforeseen.add(contact)
+                else:
+                    foreseen.setdefault(segment_id, []).append((contact, due, forecast))
+            for segment_id, known in foreseen.items():
+                members = session.members_among(segment_id, [c for c, _, _ in known])
+                self.ledger.know(segment_id, known, members)
+            self.ledger.load(unforeseen)
+            self._histories.prefetch(unforeseen, session.position)
             self.ledger.earliest_new_due = None
             for due, group in itertools.groupby(rows, key=lambda row: row[0]):
                 new = self.ledger.earliest_new_due
                 if new is not None and new <= due:
                     break  # a deadline just set comes first: read the batch again
-                self._fire(session, due, [(s, c) for _, s, c in group])
+                self._fire(session, due, [(s, c, f) for _, s, c, f in group])
 
-    def _fire(self, session: ProjectionSession, t: int, pairs: list[tuple[str, str]]) -> None:
-        by_segment: dict[str, list[str]] = {}
-        for segment_id, contact in pairs:
-            by_segment.setdefault(segment_id, []).append(contact)
+    def _fire(
+        self, session: ProjectionSession, t: int, rows: list[tuple[str, str, Forecast | None]]
+    ) -> None:
+        by_segment: dict[str, list[tuple[str, Forecast | None]]] = {}
+        for segment_id, contact, forecast in rows:
+            by_segment.setdefault(segment_id, []).append((contact, forecast))
         for segment in self.registry.live():
-            for contact in by_segment.get(segment.id, ()):
+            for contact, forecast in by_segment.get(segment.id, ()):
+                if forecast is not None and self.forecasts:
+                    self._settle(session, segment, contact, t, forecast.member, None, {})
+                    self.ledger.set_deadline(segment.id, contact, forecast.due)
+                    continue
                 history = self._histories.get(contact, session.position)
                 self._evaluate(session, segment, contact, history, t, None, {})
 
@@ -607,7 +636,13 @@ class Projector:
         ctx = Context(history, LedgerSegments(self.ledger, self.registry, contact))
         value, due = evaluate_member(version.node, ctx, t)
         self._settle(session, segment, contact, t, value, cause, kinds)
-        self.ledger.set_deadline(segment.id, contact, due)
+        forecast = None
+        if due is not None and self.forecasts and len(self._reads_of(segment).segments) == 1:
+            # While the history is at hand, what the deadline brings: unless an entry bears on
+            # the contact first, it is then settled without reading the history again. (A rule
+            # that refers to other segments also depends on when they change: not foreseen.)
+            forecast = Forecast(*evaluate_member(version.node, ctx, due))
+        self.ledger.set_deadline(segment.id, contact, due, forecast)
         return value, due
 
     def _settle(

@@ -34,6 +34,7 @@ from eventstore.projection import (
     ENTERED,
     EXITED,
     DefinitionRecord,
+    Forecast,
     ProjectionSession,
     ProjectionStore,
     TransitionRow,
@@ -271,9 +272,35 @@ class Timeline:
         if segment.kind != DYNAMIC or segment.archived_at is not None:
             return None
         # The next change after the instant processed up to: exact, so a valid deadline.
-        c_next, t_next = c[~applied], t[~applied]
+        c_next, t_next, v_next = c[~applied], t[~applied], steps.vals[~applied]
         first = first_of_runs(c_next)
-        session.write_deadlines(self._rows(segment.id, c_next[first], t_next[first]), [])
+        forecasts: list[Forecast | None] = [None] * len(first)
+        if len(self.registry.closure(segment_id)) == 1:
+            # What it brings is known too (the projector forecasts no rule that refers to
+            # other segments): the value after it, and the change after that, if any.
+            after = first + 1
+            has_after = np.zeros(len(first), bool)
+            inside = after < len(c_next)
+            has_after[inside] = c_next[after[inside]] == c_next[first[inside]]
+            then_due = np.where(has_after, t_next[np.minimum(after, len(t_next) - 1)], -1)
+            forecasts = [
+                Forecast(member, due if due >= 0 else None)
+                for member, due in zip(v_next[first].tolist(), then_due.tolist(), strict=True)
+            ]
+        order = np.argsort(self.name_rank[c_next[first]])
+        names = self.contacts
+        session.write_deadlines(
+            [
+                (segment.id, names[x], at, forecasts[i])
+                for i, x, at in zip(
+                    order.tolist(),
+                    c_next[first][order].tolist(),
+                    t_next[first][order].tolist(),
+                    strict=True,
+                )
+            ],
+            [],
+        )
         return int(t_next[first].min()) if len(first) else None
 
     def _rows(self, segment_id: str, c: np.ndarray, t: np.ndarray) -> list[tuple[str, str, int]]:

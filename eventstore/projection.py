@@ -38,6 +38,18 @@ class TransitionRecord:
     id: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Forecast:
+    """What a deadline brings if no new entry bears on the contact before it: membership
+    becomes `member`, and `due` is the deadline after it (None: none)."""
+
+    member: bool
+    due: int | None
+
+
+# A deadline as plain values: (segment_id, contact_id, due, forecast or None).
+DeadlineRow = tuple[str, str, int, Forecast | None]
+
 # A transition as plain values, for bulk writes: (segment_id, contact_id, kind, at,
 # rule_version, cause kind, cause position).
 TransitionRow = tuple[str, str, str, int, int, str, int | None]
@@ -129,8 +141,8 @@ class ProjectionSession(Protocol):
         """The contact's deadline in a segment."""
         ...
 
-    def due(self, before: int, limit: int) -> list[tuple[int, str, str]]:
-        """(due, segment_id, contact_id) with due < before, earliest first."""
+    def due(self, before: int, limit: int) -> list[tuple[int, str, str, Forecast | None]]:
+        """(due, segment_id, contact_id, forecast) with due < before, earliest first."""
         ...
 
     def clear_deadlines(self, segment_id: str) -> None:
@@ -177,8 +189,12 @@ class ProjectionSession(Protocol):
         """(segment_id, contact_id, since) of every membership of some contacts."""
         ...
 
-    def deadlines_for(self, contact_ids: Sequence[str]) -> list[tuple[str, str, int]]:
-        """(segment_id, contact_id, due) of every deadline of some contacts."""
+    def deadlines_for(self, contact_ids: Sequence[str]) -> list[DeadlineRow]:
+        """Every deadline of some contacts, with its forecast."""
+        ...
+
+    def members_among(self, segment_id: str, contact_ids: Sequence[str]) -> dict[str, int]:
+        """Those of the contacts that are members of a segment now, with their since."""
         ...
 
     def write_members(
@@ -188,9 +204,9 @@ class ProjectionSession(Protocol):
         ...
 
     def write_deadlines(
-        self, upserts: Sequence[tuple[str, str, int]], deletes: Sequence[tuple[str, str]]
+        self, upserts: Sequence[DeadlineRow], deletes: Sequence[tuple[str, str]]
     ) -> None:
-        """Set and remove deadlines in bulk."""
+        """Set (with their forecasts) and remove deadlines in bulk."""
         ...
 
     def deadlines_of(self, segment_id: str) -> dict[str, int]:
@@ -198,7 +214,7 @@ class ProjectionSession(Protocol):
         ...
 
     def replace_deadlines(self, segment_id: str, deadlines: dict[str, int]) -> None:
-        """Set every deadline of a segment at once."""
+        """Set every deadline of a segment at once (none with a forecast)."""
         ...
 
 

@@ -16,11 +16,18 @@ import sqlite_utils
 
 from eventstore.checkpoints import SQLiteTransaction, create_checkpoint_table, read_checkpoint
 from eventstore.connections import Connections
-from eventstore.projection import Cause, DefinitionRecord, TransitionRecord, TransitionRow
+from eventstore.projection import (
+    Cause,
+    DeadlineRow,
+    DefinitionRecord,
+    Forecast,
+    TransitionRecord,
+    TransitionRow,
+)
 from eventstore.sqlite import to_json_text
 
 NAME = "membership"
-SCHEMA_VERSION = 2  # raise it when the tables change: older projections are rebuilt
+SCHEMA_VERSION = 3  # raise it when the tables change: older projections are rebuilt
 TABLES = (
     "members",
     "transitions",
@@ -55,9 +62,11 @@ def create_schema(db: sqlite_utils.Database) -> None:
     )
     db["transitions"].create_index(["segment_id", "contact_id", "at"], if_not_exists=True)
     db["transitions"].create_index(["at"], if_not_exists=True)
+    # then_member and then_due: the deadline's forecast (NULL: none, evaluate when due).
     db.execute(
         "CREATE TABLE IF NOT EXISTS deadlines (segment_id TEXT NOT NULL, contact_id TEXT NOT NULL,"
-        " due INTEGER NOT NULL, PRIMARY KEY (segment_id, contact_id)) WITHOUT ROWID"
+        " due INTEGER NOT NULL, then_member INTEGER, then_due INTEGER,"
+        " PRIMARY KEY (segment_id, contact_id)) WITHOUT ROWID"
     )
     db["deadlines"].create_index(["due"], if_not_exists=True)
     db["deadlines"].create_index(["contact_id"], if_not_exists=True)
@@ -84,6 +93,17 @@ def _transition(row: tuple) -> TransitionRecord:
     return TransitionRecord(
         segment_id, contact_id, kind, at, version, Cause(cause_kind, cause_position), tid
     )
+
+
+def _forecast(member: int | None, due: int | None) -> Forecast | None:
+    return None if member is None else Forecast(bool(member), due)
+
+
+def _deadline_values(row: DeadlineRow) -> tuple[str, str, int, bool | None, int | None]:
+    segment_id, contact_id, due, forecast = row
+    if forecast is None:
+        return segment_id, contact_id, due, None, None
+    return segment_id, contact_id, due, forecast.member, forecast.due
 
 
 _TRANSITION_COLUMNS = (
@@ -262,7 +282,8 @@ class SQLiteProjectionSession(SQLiteTransaction):
             )
         else:
             self.conn.execute(
-                "INSERT OR REPLACE INTO deadlines VALUES (?, ?, ?)", (segment_id, contact_id, due)
+                "INSERT OR REPLACE INTO deadlines VALUES (?, ?, ?, NULL, NULL)",
+                (segment_id, contact_id, due),
             )
 
     def deadline(self, segment_id: str, contact_id: str) -> int | None:
@@ -273,14 +294,14 @@ class SQLiteProjectionSession(SQLiteTransaction):
         ).fetchone()
         return row[0] if row else None
 
-    def due(self, before: int, limit: int) -> list[tuple[int, str, str]]:
-        """(due, segment_id, contact_id) with due < before, earliest first."""
+    def due(self, before: int, limit: int) -> list[tuple[int, str, str, Forecast | None]]:
+        """(due, segment_id, contact_id, forecast) with due < before, earliest first."""
         rows = self.conn.execute(
-            "SELECT due, segment_id, contact_id FROM deadlines WHERE due < ?"
-            " ORDER BY due, segment_id, contact_id LIMIT ?",
+            "SELECT due, segment_id, contact_id, then_member, then_due FROM deadlines"
+            " WHERE due < ? ORDER BY due, segment_id, contact_id LIMIT ?",
             (before, limit),
         )
-        return [tuple(r) for r in rows]  # type: ignore[misc]
+        return [(due, s, c, _forecast(m, d)) for due, s, c, m, d in rows]
 
     def clear_deadlines(self, segment_id: str) -> None:
         """Drop a segment's deadlines."""
@@ -347,14 +368,23 @@ class SQLiteProjectionSession(SQLiteTransaction):
         )
         return [tuple(r) for r in rows]  # type: ignore[misc]
 
-    def deadlines_for(self, contact_ids: Sequence[str]) -> list[tuple[str, str, int]]:
-        """(segment_id, contact_id, due) of every deadline of some contacts."""
+    def deadlines_for(self, contact_ids: Sequence[str]) -> list[DeadlineRow]:
+        """Every deadline of some contacts, with its forecast."""
         rows = self.conn.execute(
-            "SELECT segment_id, contact_id, due FROM deadlines"
+            "SELECT segment_id, contact_id, due, then_member, then_due FROM deadlines"
             " WHERE contact_id IN (SELECT value FROM json_each(?))",
             (json.dumps(list(contact_ids)),),
         )
-        return [tuple(r) for r in rows]  # type: ignore[misc]
+        return [(s, c, due, _forecast(m, d)) for s, c, due, m, d in rows]
+
+    def members_among(self, segment_id: str, contact_ids: Sequence[str]) -> dict[str, int]:
+        """Those of the contacts that are members of a segment now, with their since."""
+        rows = self.conn.execute(
+            "SELECT contact_id, since FROM members WHERE segment_id = ?"
+            " AND contact_id IN (SELECT value FROM json_each(?))",
+            (segment_id, json.dumps(list(contact_ids))),
+        )
+        return dict(rows)
 
     def write_members(
         self, upserts: Sequence[tuple[str, str, int]], deletes: Sequence[tuple[str, str]]
@@ -368,11 +398,14 @@ class SQLiteProjectionSession(SQLiteTransaction):
             )
 
     def write_deadlines(
-        self, upserts: Sequence[tuple[str, str, int]], deletes: Sequence[tuple[str, str]]
+        self, upserts: Sequence[DeadlineRow], deletes: Sequence[tuple[str, str]]
     ) -> None:
-        """Set and remove deadlines in bulk."""
+        """Set (with their forecasts) and remove deadlines in bulk."""
         if upserts:
-            self.conn.executemany("INSERT OR REPLACE INTO deadlines VALUES (?, ?, ?)", upserts)
+            self.conn.executemany(
+                "INSERT OR REPLACE INTO deadlines VALUES (?, ?, ?, ?, ?)",
+                map(_deadline_values, upserts),
+            )
         if deletes:
             self.conn.executemany(
                 "DELETE FROM deadlines WHERE segment_id = ? AND contact_id = ?", deletes
@@ -396,7 +429,7 @@ class SQLiteProjectionSession(SQLiteTransaction):
         """Set every deadline of a segment at once."""
         self.clear_deadlines(segment_id)
         self.conn.executemany(
-            "INSERT INTO deadlines VALUES (?, ?, ?)",
+            "INSERT INTO deadlines VALUES (?, ?, ?, NULL, NULL)",
             ((segment_id, contact, due) for contact, due in deadlines.items()),
         )
 

@@ -1,0 +1,116 @@
+"""Deadlines that carry what they bring: settled at their instant without reading the
+contact's events, and forgotten when an entry bears on the contact first."""
+
+from __future__ import annotations
+
+from engine.projector import Projector
+from engine.service import ContactEvent, Service
+from engine.timeline import replay_timeline
+from eventstore.projection import Forecast
+from eventstore.sqlite import SQLiteEventStore
+from eventstore.sqlite_projection import SQLiteProjectionStore
+from tests.clock import DAY, START, Clock
+
+
+def service_at(tmp_path, clock: Clock) -> Service:
+    log = SQLiteEventStore(tmp_path / "live.db", clock)
+    return Service(log, SQLiteProjectionStore(tmp_path / "live.db"), clock)
+
+
+def deadline_row(projection: SQLiteProjectionStore, segment: str, contact: str):
+    with projection.session() as session:
+        return [row for row in session.deadlines_for([contact]) if row[0] == segment]
+
+
+def history(projection: SQLiteProjectionStore) -> list[tuple]:
+    return [
+        (t.segment_id, t.contact_id, t.kind, t.at, t.cause) for t in projection.all_transitions()
+    ]
+
+
+def test_a_deadline_knows_the_exit_it_brings(tmp_path):
+    clock = Clock(START)
+    service = service_at(tmp_path, clock)
+    service.define_segment("Openers", "opened email within 7 days")
+    service.ingest([ContactEvent("c1", "email_opened")])
+    assert deadline_row(service.projection, "openers", "c1") == [
+        ("openers", "c1", START + 7 * DAY, Forecast(False, None))
+    ]
+    clock.now = START + 8 * DAY
+    service.catch_up()
+    assert history(service.projection)[-1][2:4] == ("exited", START + 7 * DAY)
+    assert deadline_row(service.projection, "openers", "c1") == []
+
+
+def test_an_event_that_keeps_a_member_in_drops_the_forecast(tmp_path):
+    """A second open does not change membership (nothing is evaluated), but the exit the
+    deadline foresaw will not happen then: the deadline fires as a plain one, and the
+    contact leaves seven days after the second open."""
+    clock = Clock(START)
+    service = service_at(tmp_path, clock)
+    service.define_segment("Openers", "opened email within 7 days")
+    service.ingest([ContactEvent("c1", "email_opened")])
+    clock.now = START + 3 * DAY
+    service.ingest([ContactEvent("c1", "email_opened")])
+    assert deadline_row(service.projection, "openers", "c1") == [
+        ("openers", "c1", START + 7 * DAY, None)
+    ]
+    clock.now = START + 7 * DAY
+    service.catch_up()
+    assert service.projection.is_member("openers", "c1")
+    clock.now = START + 11 * DAY
+    service.catch_up()
+    assert [t[2:4] for t in history(service.projection)] == [
+        ("entered", START),
+        ("exited", START + 10 * DAY),
+    ]
+
+
+def test_an_event_the_rule_does_not_read_keeps_the_forecast(tmp_path):
+    clock = Clock(START)
+    service = service_at(tmp_path, clock)
+    service.define_segment("Openers", "opened email within 7 days")
+    service.ingest([ContactEvent("c1", "email_opened")])
+    clock.now = START + DAY
+    service.ingest([ContactEvent("c1", "page_viewed", {"url": "/pricing"})])
+    assert deadline_row(service.projection, "openers", "c1")[0][3] == Forecast(False, None)
+
+
+def test_a_rule_that_refers_to_a_segment_is_not_foreseen(tmp_path):
+    clock = Clock(START)
+    service = service_at(tmp_path, clock)
+    service.define_segment("Openers", "opened email within 7 days")
+    service.define_segment("Quiet openers", 'in segment "Openers" and not purchased within 2 days')
+    service.ingest([ContactEvent("c1", "email_opened")])
+    assert deadline_row(service.projection, "quiet-openers", "c1")[0][3] is None
+
+
+def test_forecasts_change_nothing_a_plain_evaluation_would_give(tmp_path):
+    """A chain of time-driven changes (in and out of both segments, by events dated ahead)
+    settled from forecasts equals the one found by evaluating at every deadline."""
+    clock = Clock(START)
+    service = service_at(tmp_path, clock)
+    service.define_segment("Openers", "opened email at least 2 times within 3 days")
+    service.define_segment("Dormant", "not opened email within 2 days")
+    for day in (0, 1, 5, 6):
+        clock.now = START + day * DAY
+        # Dated half a day ahead: it counts from then on.
+        service.ingest([ContactEvent("c1", "email_opened", occurred_at=clock.now + DAY // 2)])
+    clock.now = START + 12 * DAY
+    service.catch_up()
+    live = history(service.projection)
+    assert len(live) >= 6
+
+    plain = SQLiteProjectionStore(tmp_path / "plain.db")
+    Projector(service.log, plain, forecasts=False).advance(clock.now)
+    assert history(plain) == live
+
+    # Rebuilt set-wise up to the last entry, then carried on by the projector: the
+    # timeline's forecasts are settled to the same end.
+    rebuilt = SQLiteProjectionStore(tmp_path / "rebuilt.db")
+    replay_timeline(service.log, rebuilt, START + 6 * DAY)
+    assert deadline_row(rebuilt, "dormant", "c1") == [
+        ("dormant", "c1", START + 8 * DAY + DAY // 2, Forecast(True, None))
+    ]
+    Projector(service.log, rebuilt).advance(clock.now)
+    assert history(rebuilt) == live
