@@ -3,7 +3,7 @@ the contacts of an instant, changed in memory, written back in bulk."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
 from eventstore.projection import Cause, Forecast, ProjectionSession, TransitionRecord
 
@@ -15,7 +15,7 @@ class Ledger:
 
     def __init__(self, session: ProjectionSession) -> None:
         self.session = session
-        self._since: dict[Key, int] = {}
+        self._members: set[Key] = set()
         self._due: dict[Key, int] = {}
         self._forecasts: dict[Key, Forecast] = {}
         self._loaded: set[str] = set()  # contacts whose every row was read
@@ -33,9 +33,9 @@ class Ledger:
         if not missing:
             return
         # Rows changed here since they were known are newer than what the session holds.
-        for segment_id, contact, since in self.session.members_of(missing):
+        for segment_id, contact, _ in self.session.members_of(missing):
             if (segment_id, contact) not in self._member_writes:
-                self._since[(segment_id, contact)] = since
+                self._members.add((segment_id, contact))
         for segment_id, contact, due, forecast in self.session.deadlines_for(missing):
             if (segment_id, contact) not in self._due_writes:
                 self._due[(segment_id, contact)] = due
@@ -43,24 +43,18 @@ class Ledger:
                     self._forecasts[(segment_id, contact)] = forecast
         self._loaded.update(missing)
 
-    def know(
-        self,
-        segment_id: str,
-        deadlines: Iterable[tuple[str, int, Forecast | None]],
-        members: Mapping[str, int],
-    ) -> None:
-        """Take one segment's rows of some contacts as read elsewhere: (contact, due, forecast)
-        and the members among them (contact: since). Other rows are read when asked for."""
+    def know(self, segment_id: str, deadlines: Iterable[tuple[str, int, Forecast]]) -> None:
+        """Take one segment's deadlines of some contacts, with forecasts, as read elsewhere:
+        a forecast tells the membership until the deadline. Other rows are read when asked."""
         for contact, due, forecast in deadlines:
             key = (segment_id, contact)
             if contact in self._loaded or key in self._known:
                 continue
             self._known.add(key)
             self._due[key] = due
-            if forecast is not None:
-                self._forecasts[key] = forecast
-            if contact in members:
-                self._since[key] = members[contact]
+            self._forecasts[key] = forecast
+            if forecast.member:
+                self._members.add(key)
 
     def _read(self, segment_id: str, contact: str) -> None:
         if contact not in self._loaded and (segment_id, contact) not in self._known:
@@ -69,16 +63,16 @@ class Ledger:
     def is_member(self, segment_id: str, contact: str) -> bool:
         """Whether the contact is a member now."""
         self._read(segment_id, contact)
-        return (segment_id, contact) in self._since
+        return (segment_id, contact) in self._members
 
     def set_member(self, segment_id: str, contact: str, since: int | None) -> None:
         """Make the contact a member since an instant, or not a member (None)."""
         self._read(segment_id, contact)
         key = (segment_id, contact)
         if since is None:
-            self._since.pop(key, None)
+            self._members.discard(key)
         else:
-            self._since[key] = since
+            self._members.add(key)
         self._member_writes[key] = since
 
     def deadline(self, segment_id: str, contact: str) -> int | None:
@@ -154,7 +148,7 @@ class Ledger:
     def forget(self) -> None:
         """Write back, then drop everything read (the session's tables change behind it)."""
         self.flush()
-        self._since.clear()
+        self._members.clear()
         self._due.clear()
         self._forecasts.clear()
         self._loaded.clear()

@@ -55,6 +55,7 @@ from eventstore.projection import (
 )
 
 CONTACT_STREAM = "contact:"
+BY_TIME = Cause("time")
 CAUSE_OF_DEFINITION = {
     SEGMENT_DEFINED: "created",
     SEGMENT_RULE_CHANGED: "rule_changed",
@@ -593,8 +594,7 @@ class Projector:
                 else:
                     foreseen.setdefault(segment_id, []).append((contact, due, forecast))
             for segment_id, known in foreseen.items():
-                members = session.members_among(segment_id, [c for c, _, _ in known])
-                self.ledger.know(segment_id, known, members)
+                self.ledger.know(segment_id, known)
             self.ledger.load(unforeseen)
             self._histories.prefetch(unforeseen, session.position)
             self.ledger.earliest_new_due = None
@@ -613,8 +613,8 @@ class Projector:
         for segment in self.registry.live():
             for contact, forecast in by_segment.get(segment.id, ()):
                 if forecast is not None and self.forecasts:
-                    self._settle(session, segment, contact, t, forecast.member, None, {})
-                    self.ledger.set_deadline(segment.id, contact, forecast.due)
+                    self._settle(session, segment, contact, t, forecast.then_member, None, {})
+                    self.ledger.set_deadline(segment.id, contact, forecast.then_due)
                     continue
                 history = self._histories.get(contact, session.position)
                 self._evaluate(session, segment, contact, history, t, None, {})
@@ -641,7 +641,7 @@ class Projector:
             # While the history is at hand, what the deadline brings: unless an entry bears on
             # the contact first, it is then settled without reading the history again. (A rule
             # that refers to other segments also depends on when they change: not foreseen.)
-            forecast = Forecast(*evaluate_member(version.node, ctx, due))
+            forecast = Forecast(value, *evaluate_member(version.node, ctx, due))
         self.ledger.set_deadline(segment.id, contact, due, forecast)
         return value, due
 
@@ -683,7 +683,7 @@ class Projector:
             ENTERED if value else EXITED,
             t,
             segment.version,
-            Cause(kinds[cause], cause) if cause is not None else Cause("time"),
+            Cause(kinds[cause], cause) if cause is not None else BY_TIME,
         )
         self.ledger.set_member(segment.id, contact, t if value else None)
 

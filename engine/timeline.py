@@ -283,8 +283,9 @@ class Timeline:
             inside = after < len(c_next)
             has_after[inside] = c_next[after[inside]] == c_next[first[inside]]
             then_due = np.where(has_after, t_next[np.minimum(after, len(t_next) - 1)], -1)
+            # A change point: membership until it is the opposite of what it brings.
             forecasts = [
-                Forecast(member, due if due >= 0 else None)
+                Forecast(not member, member, due if due >= 0 else None)
                 for member, due in zip(v_next[first].tolist(), then_due.tolist(), strict=True)
             ]
         order = np.argsort(self.name_rank[c_next[first]])

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 ENTERED = "entered"
 EXITED = "exited"
@@ -38,13 +38,15 @@ class TransitionRecord:
     id: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Forecast:
-    """What a deadline brings if no new entry bears on the contact before it: membership
-    becomes `member`, and `due` is the deadline after it (None: none)."""
+class Forecast(NamedTuple):
+    """What a deadline brings if no new entry bears on the contact before it: membership,
+    `member` until then, becomes `then_member`, and `then_due` is the next deadline (None:
+    none). A rule is evaluated when a deadline is set; its forecast spares evaluating it
+    again, with the contact's events read back, when the deadline falls due."""
 
     member: bool
-    due: int | None
+    then_member: bool
+    then_due: int | None
 
 
 # A deadline as plain values: (segment_id, contact_id, due, forecast or None).
@@ -191,10 +193,6 @@ class ProjectionSession(Protocol):
 
     def deadlines_for(self, contact_ids: Sequence[str]) -> list[DeadlineRow]:
         """Every deadline of some contacts, with its forecast."""
-        ...
-
-    def members_among(self, segment_id: str, contact_ids: Sequence[str]) -> dict[str, int]:
-        """Those of the contacts that are members of a segment now, with their since."""
         ...
 
     def write_members(

@@ -62,10 +62,10 @@ def create_schema(db: sqlite_utils.Database) -> None:
     )
     db["transitions"].create_index(["segment_id", "contact_id", "at"], if_not_exists=True)
     db["transitions"].create_index(["at"], if_not_exists=True)
-    # then_member and then_due: the deadline's forecast (NULL: none, evaluate when due).
+    # member, then_member and then_due: the deadline's forecast (NULL: none).
     db.execute(
         "CREATE TABLE IF NOT EXISTS deadlines (segment_id TEXT NOT NULL, contact_id TEXT NOT NULL,"
-        " due INTEGER NOT NULL, then_member INTEGER, then_due INTEGER,"
+        " due INTEGER NOT NULL, member INTEGER, then_member INTEGER, then_due INTEGER,"
         " PRIMARY KEY (segment_id, contact_id)) WITHOUT ROWID"
     )
     db["deadlines"].create_index(["due"], if_not_exists=True)
@@ -95,15 +95,12 @@ def _transition(row: tuple) -> TransitionRecord:
     )
 
 
-def _forecast(member: int | None, due: int | None) -> Forecast | None:
-    return None if member is None else Forecast(bool(member), due)
-
-
-def _deadline_values(row: DeadlineRow) -> tuple[str, str, int, bool | None, int | None]:
+def _deadline_values(row: DeadlineRow) -> tuple[Any, ...]:
     segment_id, contact_id, due, forecast = row
-    if forecast is None:
-        return segment_id, contact_id, due, None, None
-    return segment_id, contact_id, due, forecast.member, forecast.due
+    return (segment_id, contact_id, due, *(forecast or _NO_FORECAST))
+
+
+_NO_FORECAST = (None, None, None)
 
 
 _TRANSITION_COLUMNS = (
@@ -282,7 +279,7 @@ class SQLiteProjectionSession(SQLiteTransaction):
             )
         else:
             self.conn.execute(
-                "INSERT OR REPLACE INTO deadlines VALUES (?, ?, ?, NULL, NULL)",
+                "INSERT OR REPLACE INTO deadlines VALUES (?, ?, ?, NULL, NULL, NULL)",
                 (segment_id, contact_id, due),
             )
 
@@ -297,11 +294,14 @@ class SQLiteProjectionSession(SQLiteTransaction):
     def due(self, before: int, limit: int) -> list[tuple[int, str, str, Forecast | None]]:
         """(due, segment_id, contact_id, forecast) with due < before, earliest first."""
         rows = self.conn.execute(
-            "SELECT due, segment_id, contact_id, then_member, then_due FROM deadlines"
+            "SELECT due, segment_id, contact_id, member, then_member, then_due FROM deadlines"
             " WHERE due < ? ORDER BY due, segment_id, contact_id LIMIT ?",
             (before, limit),
         )
-        return [(due, s, c, _forecast(m, d)) for due, s, c, m, d in rows]
+        return [
+            (due, s, c, None if m is None else Forecast(m == 1, then == 1, d))
+            for due, s, c, m, then, d in rows
+        ]
 
     def clear_deadlines(self, segment_id: str) -> None:
         """Drop a segment's deadlines."""
@@ -371,20 +371,14 @@ class SQLiteProjectionSession(SQLiteTransaction):
     def deadlines_for(self, contact_ids: Sequence[str]) -> list[DeadlineRow]:
         """Every deadline of some contacts, with its forecast."""
         rows = self.conn.execute(
-            "SELECT segment_id, contact_id, due, then_member, then_due FROM deadlines"
+            "SELECT segment_id, contact_id, due, member, then_member, then_due FROM deadlines"
             " WHERE contact_id IN (SELECT value FROM json_each(?))",
             (json.dumps(list(contact_ids)),),
         )
-        return [(s, c, due, _forecast(m, d)) for s, c, due, m, d in rows]
-
-    def members_among(self, segment_id: str, contact_ids: Sequence[str]) -> dict[str, int]:
-        """Those of the contacts that are members of a segment now, with their since."""
-        rows = self.conn.execute(
-            "SELECT contact_id, since FROM members WHERE segment_id = ?"
-            " AND contact_id IN (SELECT value FROM json_each(?))",
-            (segment_id, json.dumps(list(contact_ids))),
-        )
-        return dict(rows)
+        return [
+            (s, c, due, None if m is None else Forecast(m == 1, then == 1, d))
+            for s, c, due, m, then, d in rows
+        ]
 
     def write_members(
         self, upserts: Sequence[tuple[str, str, int]], deletes: Sequence[tuple[str, str]]
@@ -403,7 +397,7 @@ class SQLiteProjectionSession(SQLiteTransaction):
         """Set (with their forecasts) and remove deadlines in bulk."""
         if upserts:
             self.conn.executemany(
-                "INSERT OR REPLACE INTO deadlines VALUES (?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO deadlines VALUES (?, ?, ?, ?, ?, ?)",
                 map(_deadline_values, upserts),
             )
         if deletes:
@@ -429,7 +423,7 @@ class SQLiteProjectionSession(SQLiteTransaction):
         """Set every deadline of a segment at once."""
         self.clear_deadlines(segment_id)
         self.conn.executemany(
-            "INSERT INTO deadlines VALUES (?, ?, ?, NULL, NULL)",
+            "INSERT INTO deadlines VALUES (?, ?, ?, NULL, NULL, NULL)",
             ((segment_id, contact, due) for contact, due in deadlines.items()),
         )
 
