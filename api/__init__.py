@@ -27,6 +27,10 @@ DEFAULTS: dict[str, Any] = {
     "MAX_FUTURE_MS": 24 * 3_600_000,
     "SCHEDULER": True,
     "POLL_SECONDS": 30.0,
+    # Copy SQLite's write-ahead log back into the database from the scheduler's thread every
+    # so many seconds, rather than on the commit that finds it long (which then waits for
+    # it): api.serve sets it. None leaves it to SQLite, as CLI commands and tests do.
+    "WAL_CHECKPOINT_SECONDS": None,
     "CLOCK": None,
 }
 
@@ -50,12 +54,16 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     path = Path(app.config["SEGMENTS_DB"])
     path.parent.mkdir(parents=True, exist_ok=True)
     durability = app.config["DURABILITY"]
-    log = SQLiteEventStore(path, clock, durability=durability)
-    projection = SQLiteProjectionStore(path, durability=durability)
+    checkpoint_seconds = app.config["WAL_CHECKPOINT_SECONDS"] if app.config["SCHEDULER"] else None
+    auto = checkpoint_seconds is None
+    log = SQLiteEventStore(path, clock, durability=durability, autocheckpoint=auto)
+    projection = SQLiteProjectionStore(path, durability=durability, autocheckpoint=auto)
     service = Service(log, projection, clock, max_future_ms=app.config["MAX_FUTURE_MS"])
     scheduler = None
     if app.config["SCHEDULER"]:
         scheduler = DeadlineScheduler(service.catch_up, app.config["POLL_SECONDS"])
+        if checkpoint_seconds is not None:
+            scheduler.every(checkpoint_seconds, log.checkpoint_wal, "wal-checkpoint")
     app.extensions["segments"] = Services(service, SQLiteKeyStore(path), scheduler)
 
     from api import contacts, events, keys, meta, segments

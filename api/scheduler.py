@@ -26,6 +26,7 @@ class DeadlineScheduler:
         self._scheduler = BackgroundScheduler(timezone=UTC)
         self._lock = threading.Lock()
         self._armed: int | None = None
+        self._extra: list[tuple[float, Callable[[], None], str]] = []
 
     def start(self) -> None:
         """Start, and at once process whatever fell due while the service was down."""
@@ -36,6 +37,21 @@ class DeadlineScheduler:
             self._run, "interval", seconds=self._poll_seconds, id="poll", coalesce=True
         )
         self._scheduler.add_job(self._run, id=JOB, misfire_grace_time=None, coalesce=True)
+        for seconds, run, job_id in self._extra:
+            self._scheduler.add_job(run, "interval", seconds=seconds, id=job_id, coalesce=True)
+
+    def every(self, seconds: float, job: Callable[[], object], job_id: str) -> None:
+        """Also run `job` every so many seconds, once started (a failure is logged)."""
+
+        def run() -> None:
+            try:
+                job()
+            except Exception:
+                log.exception("%s failed; it runs again in %s s", job_id, seconds)
+
+        self._extra.append((seconds, run, job_id))
+        if self._scheduler.running:
+            self._scheduler.add_job(run, "interval", seconds=seconds, id=job_id, coalesce=True)
 
     def shutdown(self) -> None:
         """Stop; a job already running finishes first."""

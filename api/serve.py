@@ -21,7 +21,8 @@ def main() -> None:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
-    app = create_app()
+    # Off the request path: the write-ahead log is copied back by the scheduler's thread.
+    app = create_app({"WAL_CHECKPOINT_SECONDS": 1.0})
     start_background(app)
     logging.getLogger("segments").info(
         "serving on http://%s:%d with %s", args.host, args.port, app.config["SEGMENTS_DB"]

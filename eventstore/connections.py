@@ -17,7 +17,10 @@ class Connections:
     """Per-thread connections to one SQLite file (a new one after a fork), in autocommit mode.
 
     `durability` is "process" (a commit survives a crash of the process: WAL with
-    synchronous=NORMAL) or "power" (it also survives losing power: FULL).
+    synchronous=NORMAL) or "power" (it also survives losing power: FULL). With
+    `autocheckpoint` off, commits never copy the write-ahead log back into the database file
+    (SQLite does that on the commit that finds the log over 1,000 pages): whoever turns it off
+    calls `checkpoint_wal` from elsewhere, so that no request waits for it.
     """
 
     def __init__(
@@ -27,6 +30,7 @@ class Connections:
         durability: str = "process",
         busy_timeout_ms: int = 30_000,
         temp_in_memory: bool = False,
+        autocheckpoint: bool = True,
     ) -> None:
         if durability not in SYNCHRONOUS:
             raise ValueError(f"durability must be one of {sorted(SYNCHRONOUS)}")
@@ -34,6 +38,7 @@ class Connections:
         self._synchronous = SYNCHRONOUS[durability]
         self._busy_timeout_ms = busy_timeout_ms
         self._temp_in_memory = temp_in_memory
+        self._autocheckpoint = autocheckpoint
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
@@ -50,6 +55,8 @@ class Connections:
             conn.execute("PRAGMA cache_size = -65536")
             if self._temp_in_memory:
                 conn.execute("PRAGMA temp_store = MEMORY")
+            if not self._autocheckpoint:
+                conn.execute("PRAGMA wal_autocheckpoint = 0")
             self._local.conn = conn
             self._local.pid = os.getpid()
             with self._lock:
@@ -77,6 +84,12 @@ class Connections:
             yield conn
         finally:
             conn.execute("COMMIT")
+
+    def checkpoint_wal(self) -> tuple[int, int]:
+        """Copy what the write-ahead log holds back into the database file, as far as readers
+        allow, without waiting for any lock: (pages in the log, pages copied)."""
+        _, pages, copied = self.get().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        return pages, copied
 
     def close(self) -> None:
         """Close every connection opened here."""

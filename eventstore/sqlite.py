@@ -141,6 +141,7 @@ class SQLiteEventStore:
 
     `durability` is "process" (an acknowledged append survives a crash of the process:
     WAL with synchronous=NORMAL) or "power" (it also survives losing power: FULL).
+    `autocheckpoint` off: see eventstore.connections.Connections and `checkpoint_wal`.
     """
 
     def __init__(
@@ -151,10 +152,15 @@ class SQLiteEventStore:
         durability: str = "process",
         busy_timeout_ms: int = 30_000,
         page_size: int = 1_000,
+        autocheckpoint: bool = True,
     ) -> None:
         # Statement journals (see _insert) in memory, not spilled to temporary files.
         self._connections = Connections(
-            path, durability=durability, busy_timeout_ms=busy_timeout_ms, temp_in_memory=True
+            path,
+            durability=durability,
+            busy_timeout_ms=busy_timeout_ms,
+            temp_in_memory=True,
+            autocheckpoint=autocheckpoint,
         )
         self.path = self._connections.path
         self._clock = clock
@@ -321,6 +327,11 @@ class SQLiteEventStore:
             .fetchone()
         )
         return row[0] or 0
+
+    def checkpoint_wal(self) -> tuple[int, int]:
+        """Copy the file's write-ahead log (shared by every store in the file) back into it, as
+        far as readers allow: (pages in the log, pages copied)."""
+        return self._connections.checkpoint_wal()
 
     def raise_clock_floor(self, instant: int) -> None:
         """No append from now on is recorded before `instant`."""

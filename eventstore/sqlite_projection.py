@@ -435,8 +435,10 @@ class SQLiteProjectionSession(SQLiteTransaction):
 class SQLiteProjectionStore:
     """The membership projection in one SQLite file."""
 
-    def __init__(self, path: str | Path, *, durability: str = "process") -> None:
-        self._connections = Connections(path, durability=durability)
+    def __init__(
+        self, path: str | Path, *, durability: str = "process", autocheckpoint: bool = True
+    ) -> None:
+        self._connections = Connections(path, durability=durability, autocheckpoint=autocheckpoint)
         self.path = self._connections.path
         with self._connections.write() as conn:
             db = sqlite_utils.Database(conn)

@@ -79,3 +79,19 @@ class TestSQLiteEventStore(EventStoreContract):
     def test_an_unknown_durability_is_refused(self, tmp_path):
         with pytest.raises(ValueError, match="durability"):
             SQLiteEventStore(tmp_path / "d.db", FakeClock(), durability="eventually")
+
+    @pytest.mark.parametrize("autocheckpoint", [True, False])
+    def test_commits_copy_the_wal_back_only_with_autocheckpoint(self, tmp_path, autocheckpoint):
+        path = tmp_path / "w.db"
+        store = SQLiteEventStore(path, FakeClock(), autocheckpoint=autocheckpoint)
+        try:
+            empty = path.stat().st_size
+            big = {"text": "x" * 2_000}
+            for batch in range(10):  # some 6 MB: well over SQLite's 1,000-page threshold
+                store.append([new(f"e{batch}-{i}", data=big) for i in range(300)])
+            assert (path.stat().st_size > empty) == autocheckpoint
+            pages, copied = store.checkpoint_wal()
+            assert copied == pages
+            assert path.stat().st_size > 6_000_000
+        finally:
+            store.close()
