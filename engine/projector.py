@@ -299,7 +299,7 @@ class Projector:
         forecasts: bool = True,
     ) -> None:
         self.log = log
-        # Whether a deadline carries what it brings (engine.projector._evaluate).
+        # Whether deadlines carry forecasts (see _evaluate); without, each is evaluated again.
         self.forecasts = forecasts
         self.projection = projection
         self.page_size = page_size

@@ -99,12 +99,12 @@ def _transition(row: tuple) -> TransitionRecord:
     )
 
 
+_NO_FORECAST = (None, None, None)
+
+
 def _deadline_values(row: DeadlineRow) -> tuple[Any, ...]:
     segment_id, contact_id, due, forecast = row
     return (segment_id, contact_id, due, *(forecast or _NO_FORECAST))
-
-
-_NO_FORECAST = (None, None, None)
 
 
 _TRANSITION_COLUMNS = (
