@@ -9,6 +9,7 @@ projector uses as a first deadline; the per-contact evaluator sharpens it when i
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -34,8 +35,9 @@ class ContactViews(Protocol):
     """The projection's view of contacts: each property's latest value, each contact's last
     event. Faster than the log for instants after what they record."""
 
-    def values_of(self, prop: str) -> Iterable[tuple[str, str, int]]:
-        """(contact, value as JSON, occurred_at) of each contact's latest assignment."""
+    def value_groups(self, prop: str, until: int) -> tuple[list[tuple[str, list[str]]], list[str]]:
+        """The contacts whose latest value of a property was set by `until`, grouped by its
+        JSON text; and the contacts whose latest value was set after it."""
         ...
 
     def last_seen(self) -> Mapping[str, int]:
@@ -312,42 +314,46 @@ class SetEvaluator:
 
     # ---- properties ----
 
-    def _values(self, prop: str) -> dict[str, Any]:
-        """Each contact's value of a property at t (absent: never set)."""
+    def _values(self, prop: str) -> list[tuple[Any, list[str]]]:
+        """The contacts with a value of a property at t, grouped by value (absent: never set;
+        a value may come in several groups)."""
         if self.views is None:
-            return dict(self.q.property_values(prop, self.t, self.max_position))
-        values: dict[str, Any] = {}
-        later: list[str] = []
-        decoded: dict[str, Any] = {}  # a few distinct values are shared by many contacts
-        for contact, text, occurred_at in self.views.values_of(prop):
-            if occurred_at <= self.t:
-                value = decoded.get(text, decoded)
-                if value is decoded:
-                    value = decoded[text] = json.loads(text)
-                values[contact] = value
-            else:  # the latest value comes after t: ask the log for the one before
-                later.append(contact)
-        if later:
-            values.update(self.q.property_values(prop, self.t, self.max_position, later))
-        return values
+            found = self.q.property_values(prop, self.t, self.max_position)
+            return [(value, [contact]) for contact, value in found]
+        # A property takes few distinct values: each is decoded and tested once.
+        settled, later = self.views.value_groups(prop, self.t)
+        groups = [(json.loads(text), contacts) for text, contacts in settled]
+        if later:  # their latest value comes after t: the log has the one before
+            found = self.q.property_values(prop, self.t, self.max_position, later)
+            groups += [(value, [contact]) for contact, value in found]
+        return groups
 
     def _property(self, node: a.Condition) -> Answer:
         prop: str = node.prop  # type: ignore[union-attr]
-        values = self._values(prop)
-        members = self._split(_memoized(compile_value_test(node), self.t), values, None)
+        groups = self._values(prop)
+        holds = _memoized(compile_value_test(node), self.t)
+        if holds(None):  # the unknown passes: everyone but those whose value fails
+            members = self.existing.difference(
+                *(contacts for value, contacts in groups if not holds(value))
+            )
+        else:
+            members = self.existing.intersection(
+                itertools.chain.from_iterable(c for value, c in groups if holds(value))
+            )
         bounds: Bounds = {}
         if self.want_bounds:
             for contact, instant in self.q.property_changes_after(prop, self.t, self.max_position):
                 _lower(bounds, contact, instant)
             if isinstance(node, a.Ago):
                 n = node.duration.ms
-                for contact, value in values.items():
+                for value, contacts in groups:
                     moment = instant_of(value)
                     if moment is None:
                         continue
                     for instant in (moment, moment + n):
                         if instant > self.t:
-                            _lower(bounds, contact, instant)
+                            for contact in contacts:
+                                _lower(bounds, contact, instant)
         return Answer(members, bounds)
 
 

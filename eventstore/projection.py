@@ -167,6 +167,11 @@ class ProjectionSession(Protocol):
         """(contact, value as JSON, occurred_at) of each contact's latest assignment of a prop."""
         ...
 
+    def value_groups(self, prop: str, until: int) -> tuple[list[tuple[str, list[str]]], list[str]]:
+        """The contacts whose latest value of a property was set by `until`, grouped by its
+        JSON text; and the contacts whose latest value was set after it."""
+        ...
+
     def last_seen(self) -> dict[str, int]:
         """Every known contact and the latest occurred_at of its events."""
         ...
@@ -249,6 +254,11 @@ class ProjectionStore(Protocol):
 
     def values_of(self, prop: str) -> Iterator[tuple[str, str, int]]:
         """(contact, value as JSON, occurred_at) of each contact's latest assignment of a prop."""
+        ...
+
+    def value_groups(self, prop: str, until: int) -> tuple[list[tuple[str, list[str]]], list[str]]:
+        """The contacts whose latest value of a property was set by `until`, grouped by its
+        JSON text; and the contacts whose latest value was set after it."""
         ...
 
     def last_seen(self) -> dict[str, int]:

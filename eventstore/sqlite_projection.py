@@ -130,6 +130,30 @@ def values_of(conn: sqlite3.Connection, prop: str) -> Iterator[tuple[str, str, i
     )
 
 
+def value_groups(
+    conn: sqlite3.Connection, prop: str, until: int
+) -> tuple[list[tuple[str, list[str]]], list[str]]:
+    """The contacts whose latest value of a property was set by `until`, grouped by its JSON
+    text; and the contacts whose latest value was set after it."""
+    # A property takes few distinct values: few groups come back.
+    groups = [
+        (text, json.loads(contacts))
+        for text, contacts in conn.execute(
+            "SELECT value, json_group_array(contact_id) FROM contact_values"
+            " WHERE prop = ? AND occurred_at <= ? GROUP BY value",
+            (prop, until),
+        )
+    ]
+    later = [
+        row[0]
+        for row in conn.execute(
+            "SELECT contact_id FROM contact_values WHERE prop = ? AND occurred_at > ?",
+            (prop, until),
+        )
+    ]
+    return groups, later
+
+
 def last_seen(conn: sqlite3.Connection) -> dict[str, int]:
     """Every known contact and the latest occurred_at of its events."""
     return dict(conn.execute("SELECT contact_id, last_seen FROM contacts"))
@@ -343,6 +367,10 @@ class SQLiteProjectionSession(SQLiteTransaction):
         """(contact, value as JSON, occurred_at) of each contact's latest assignment of a prop."""
         return values_of(self.conn, prop)
 
+    def value_groups(self, prop: str, until: int) -> tuple[list[tuple[str, list[str]]], list[str]]:
+        """Contacts by the JSON text of their latest value set by `until`; those set after."""
+        return value_groups(self.conn, prop, until)
+
     def last_seen(self) -> dict[str, int]:
         """Every known contact and the latest occurred_at of its events."""
         return last_seen(self.conn)
@@ -498,6 +526,10 @@ class SQLiteProjectionStore:
     def values_of(self, prop: str) -> Iterator[tuple[str, str, int]]:
         """(contact, value as JSON, occurred_at) of each contact's latest assignment of a prop."""
         return values_of(self._conn(), prop)
+
+    def value_groups(self, prop: str, until: int) -> tuple[list[tuple[str, list[str]]], list[str]]:
+        """Contacts by the JSON text of their latest value set by `until`; those set after."""
+        return value_groups(self._conn(), prop, until)
 
     def last_seen(self) -> dict[str, int]:
         """Every known contact and the latest occurred_at of its events."""

@@ -37,6 +37,10 @@ def test_the_contact_view_keeps_each_latest_assignment(tmp_path):
     assert sorted(store.values_of("country")) == [("c1", '"DE"', 800), ("c2", "null", 700)]
     assert list(store.values_of("score")) == [("c1", "11.5", 800)]
     assert list(store.values_of("city")) == []
+    # Grouped by value for set-wise questions; a value set after the instant asked about
+    # leaves its contact to the log.
+    assert sorted(store.value_groups("country", 800)[0]) == [('"DE"', ["c1"]), ("null", ["c2"])]
+    assert store.value_groups("country", 750) == ([("null", ["c2"])], ["c1"])
     store.close()
 
 
