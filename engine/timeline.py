@@ -226,15 +226,19 @@ class Timeline:
                 DefinitionRecord(e.position, e.stream, e.type, e.recorded_at, dict(e.data))
             )
         next_deadline: int | None = None
+        latest: list[TransitionRow] = []
         with session.bulk():
             session.add_contacts(self._contact_spans())
             remaining = self._last_uses()
             for segment_id in self.order:
-                due = self._write_segment(session, segment_id)
+                due = self._write_segment(session, segment_id, latest)
                 if due is not None:
                     next_deadline = due if next_deadline is None else min(next_deadline, due)
                 for done in remaining.pop(segment_id, ()):
                     self.memberships.pop(done, None)  # nothing later refers to it
+            # Last, as the projector would have: the transitions of the latest instant are
+            # the newest (ProjectionSession.transitions_at counts on it).
+            session.insert_transitions(latest)
         if self.last is not None:
             session.advance(self.log.last_position, self.horizon)
         return next_deadline
@@ -252,8 +256,11 @@ class Timeline:
             found.setdefault(user, []).append(s)
         return found
 
-    def _write_segment(self, session: ProjectionSession, segment_id: str) -> int | None:
-        """A segment's transitions, members and deadlines; its next deadline."""
+    def _write_segment(
+        self, session: ProjectionSession, segment_id: str, latest: list[TransitionRow]
+    ) -> int | None:
+        """A segment's transitions (those stamped with the horizon kept in `latest`), members
+        and deadlines; its next deadline."""
         segment = self.registry.get(segment_id)
         assert segment is not None
         steps = self.membership(segment_id)
@@ -262,9 +269,11 @@ class Timeline:
         kinds, positions = self.causes.of(segment, steps.keys[applied])
         c_done, t_done, entered = c[applied], t[applied], steps.vals[applied]
         versions = self._versions(segment, t_done)
-        session.insert_transitions(
-            self._transition_rows(segment.id, c_done, t_done, entered, versions, kinds, positions)
-        )
+        columns = (segment.id, c_done, t_done, entered, versions, kinds, positions)
+        order = np.lexsort((c_done, t_done))  # in order of instant, as the projector writes
+        now = np.searchsorted(t_done[order], self.horizon)
+        session.insert_transitions(self._transition_rows(*columns, order[:now]))
+        latest.extend(self._transition_rows(*columns, order[now:]))
         # A member since its last change, if that change was an entry.
         last = last_of_runs(c_done)
         last = last[entered[last]]
@@ -335,9 +344,9 @@ class Timeline:
         versions: np.ndarray,
         kinds: list[str],
         positions: np.ndarray,
+        order: np.ndarray,
     ) -> Iterator[TransitionRow]:
-        """Rows in order of instant, as the projector writes them; built column by column."""
-        order = np.lexsort((c, t))
+        """The rows at the indexes `order`, in that order; built column by column."""
         names = self.contacts
         for lo in range(0, len(order), WRITE_CHUNK):
             chunk = order[lo : lo + WRITE_CHUNK]

@@ -128,7 +128,8 @@ class ProjectionSession(Protocol):
         ...
 
     def transitions_at(self, instant: int) -> list[TransitionRecord]:
-        """Every transition stamped with an instant."""
+        """Every transition stamped with the instant the projection has reached (its
+        checkpoint's); transitions are written in order of instant."""
         ...
 
     def last_transition(self, segment_id: str, contact_id: str) -> TransitionRecord | None:

@@ -61,7 +61,6 @@ def create_schema(db: sqlite_utils.Database) -> None:
         if_not_exists=True,
     )
     db["transitions"].create_index(["segment_id", "contact_id", "at"], if_not_exists=True)
-    db["transitions"].create_index(["at"], if_not_exists=True)
     # member, then_member and then_due: the deadline's forecast (NULL: none).
     db.execute(
         "CREATE TABLE IF NOT EXISTS deadlines (segment_id TEXT NOT NULL, contact_id TEXT NOT NULL,"
@@ -283,9 +282,18 @@ class SQLiteProjectionSession(SQLiteTransaction):
         )
 
     def transitions_at(self, instant: int) -> list[TransitionRecord]:
-        """Every transition stamped with an instant."""
+        """Every transition stamped with the instant the projection has reached."""
+        # Transitions are written in order of instant (the projector's time only moves
+        # forward; the set-wise replay writes the latest instant last): those of the latest
+        # instant are the newest, found from the end without an index on `at`.
+        (before,) = self.conn.execute(
+            "SELECT coalesce(max(id), 0) FROM (SELECT id FROM transitions WHERE at < ?"
+            " ORDER BY id DESC LIMIT 1)",
+            (instant,),
+        ).fetchone()
         rows = self.conn.execute(
-            f"SELECT {_TRANSITION_COLUMNS} FROM transitions WHERE at = ?", (instant,)
+            f"SELECT {_TRANSITION_COLUMNS} FROM transitions WHERE id > ? AND at = ?",
+            (before, instant),
         )
         return [_transition(r) for r in rows]
 

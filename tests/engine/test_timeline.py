@@ -145,6 +145,32 @@ def _opened(contact: str, at: int) -> ContactEvent:
     return ContactEvent(contact, "email_opened", occurred_at=at)
 
 
+def test_entries_in_the_replayed_instant_net_out_with_its_transitions(tmp_path):
+    """More entries recorded in the very millisecond a set-wise replay stopped at: the
+    projector finds that instant's transitions (the replay writes them last, though their
+    segment comes first) and nets its changes out against them, as the live run does."""
+    clock = Clock(BASE)
+    log = SQLiteEventStore(tmp_path / "log.db", clock)
+    service = Service(log, SQLiteProjectionStore(tmp_path / "live.db"), clock)
+    service.define_segment("Quiet openers", "opened email within 1 day and not purchased")
+    service.define_segment("Recent buyers", "purchased within 1 day")
+    clock.now = BASE + SECOND
+    service.ingest([ContactEvent("c2", "purchased")])
+    clock.now = BASE + 5 * SECOND
+    service.ingest([_opened("c1", clock.now)])
+    rebuilt = SQLiteProjectionStore(tmp_path / "timeline.db")
+    replay(log, rebuilt, clock.now, method="timeline")
+
+    # The same millisecond: c1 buys, so it never was a quiet opener.
+    service.ingest([ContactEvent("c1", "purchased")])
+    Projector(log, rebuilt).advance(clock.now)
+    assert transitions_of(rebuilt) == transitions_of(service.projection)
+    assert [t[:3] for t in transitions_of(rebuilt)] == [
+        ("recent-buyers", "c1", "entered"),
+        ("recent-buyers", "c2", "entered"),
+    ]
+
+
 # ---- against the projector's replay, on generated marketing data ----
 
 
