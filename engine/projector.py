@@ -22,7 +22,7 @@ import itertools
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from engine.evaluate import Context, Explanation, Outcome, evaluate_member
@@ -118,6 +118,8 @@ class Reads:
     properties: frozenset[str]
     segments: frozenset[str]  # ids in its closure, itself included
     ways: dict[str | None, int]  # per event type: which way it can move the rule
+    # Per set of kinds of new events, which ways they can move it (a few sets recur).
+    _moves: dict[frozenset, frozenset[int]] = field(default_factory=dict, compare=False)
 
     def affected_by(self, event: Event) -> bool:
         """Whether an event of a contact can change the segment's value for that contact."""
@@ -141,6 +143,14 @@ class Reads:
             return EITHER
         return direction_of(self.ways, event_type)
 
+    def moves(self, kinds: frozenset[tuple[str, frozenset[str]]]) -> frozenset[int]:
+        """The ways events of these kinds (type, keys set) can move the value, UNREAD left out."""
+        found = self._moves.get(kinds)
+        if found is None:
+            found = frozenset({self.way(t, keys) for t, keys in kinds} - {UNREAD})
+            self._moves[kinds] = found
+        return found
+
 
 class Touched:
     """A contact with entries at the instant being applied: new events or static-list edits."""
@@ -152,10 +162,10 @@ class Touched:
         self.edits: dict[str, int] = {}
         self.visible = [e for e in events if e.occurred_at <= r]
         # What the new events are, as far as which way they can move a rule goes.
-        self.kinds = {
+        self.kinds = frozenset(
             (e.type, frozenset(e.data) if e.type == CONTACT_UPDATED else frozenset())
             for e in events
-        }
+        )
         # Until r the contact had no visible event: every event of r brings it into being.
         self.new = (
             bool(self.visible) and history.visible_from is not None and history.visible_from >= r
@@ -190,7 +200,7 @@ class Touched:
         """
         if self.new or self.moves_start or any(s in reads.segments for s in self.edits):
             return True
-        ways = {reads.way(event_type, keys) for event_type, keys in self.kinds} - {UNREAD}
+        ways = reads.moves(self.kinds)
         if not ways:
             return False
         return not ((ways == {UP} and member) or (ways == {DOWN} and not member))
