@@ -297,30 +297,18 @@ class Timeline:
                 Forecast(not member, member, due if due >= 0 else None)
                 for member, due in zip(v_next[first].tolist(), then_due.tolist(), strict=True)
             ]
-        order = np.argsort(self.name_rank[c_next[first]])
-        names = self.contacts
-        session.write_deadlines(
-            [
-                (segment.id, names[x], at, forecasts[i])
-                for i, x, at in zip(
-                    order.tolist(),
-                    c_next[first][order].tolist(),
-                    t_next[first][order].tolist(),
-                    strict=True,
-                )
-            ],
-            [],
-        )
+        session.write_deadlines(self._rows(segment.id, c_next[first], t_next[first], forecasts), [])
         return int(t_next[first].min()) if len(first) else None
 
-    def _rows(self, segment_id: str, c: np.ndarray, t: np.ndarray) -> list[tuple[str, str, int]]:
-        """(segment, contact, instant) rows in key order, so that inserts append."""
-        order = np.argsort(self.name_rank[c])
-        names = self.contacts
-        return [
-            (segment_id, names[x], at)
-            for x, at in zip(c[order].tolist(), t[order].tolist(), strict=True)
-        ]
+    def _rows(
+        self, segment_id: str, c: np.ndarray, t: np.ndarray, forecasts: list | None = None
+    ) -> list[tuple]:
+        """(segment, contact, instant[, forecast]) rows in key order, so that inserts append."""
+        order = np.argsort(self.name_rank[c]).tolist()
+        names, contacts, instants = self.contacts, c.tolist(), t.tolist()
+        if forecasts is None:
+            return [(segment_id, names[contacts[i]], instants[i]) for i in order]
+        return [(segment_id, names[contacts[i]], instants[i], forecasts[i]) for i in order]
 
     def _applied(self, segment: Segment, c: np.ndarray, t: np.ndarray) -> np.ndarray:
         """Change points the projector has applied by the time it reaches `now`: every one up
