@@ -76,8 +76,8 @@ def large_log(events: int, contacts: int) -> Path:
 def exits(count: int, forecasts: bool = True) -> list[tuple]:
     """`count` contacts leave a segment within the same second, with no new event.
 
-    With `forecasts` off, every deadline is evaluated again from the contact's events, as it
-    is for rules that refer to other segments (their deadlines carry no forecast).
+    With `forecasts` off, every deadline is evaluated again from the contact's events, as a
+    deadline without a forecast is (a rule whose referred segment changes at the same instant).
     """
     path = fresh(WORK / "exits.db")
     clock = Clock(START)

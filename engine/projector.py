@@ -647,13 +647,26 @@ class Projector:
         value, due = evaluate_member(version.node, ctx, t)
         self._settle(session, segment, contact, t, value, cause, kinds)
         forecast = None
-        if due is not None and self.forecasts and len(self._reads_of(segment).segments) == 1:
+        if due is not None and self.forecasts and self._foreseeable(segment, contact, due):
             # While the history is at hand, what the deadline brings: unless an entry bears on
-            # the contact first, it is then settled without reading the history again. (A rule
-            # that refers to other segments also depends on when they change: not foreseen.)
+            # the contact first, it is then settled without reading the history again.
             forecast = Forecast(value, *evaluate_member(version.node, ctx, due))
         self.ledger.set_deadline(segment.id, contact, due, forecast)
         return value, due
+
+    def _foreseeable(self, segment: Segment, contact: str, due: int) -> bool:
+        """Whether the rule's value at its deadline can be worked out now.
+
+        Not if a segment it refers to changes then too: it is worked out first, at that very
+        instant (never before: a rule's deadline comes no later than theirs). Anything else
+        that could change them first reaches this rule as well, and drops the forecast.
+        """
+        for other in self._reads_of(segment).segments:
+            if other != segment.id:
+                their = self.ledger.deadline(other, contact)
+                if their is not None and their <= due:
+                    return False
+        return True
 
     def _settle(
         self,

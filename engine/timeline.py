@@ -283,20 +283,17 @@ class Timeline:
         # The next change after the instant processed up to: exact, so a valid deadline.
         c_next, t_next, v_next = c[~applied], t[~applied], steps.vals[~applied]
         first = first_of_runs(c_next)
-        forecasts: list[Forecast | None] = [None] * len(first)
-        if len(self.registry.closure(segment_id)) == 1:
-            # What it brings is known too (the projector forecasts no rule that refers to
-            # other segments): the value after it, and the change after that, if any.
-            after = first + 1
-            has_after = np.zeros(len(first), bool)
-            inside = after < len(c_next)
-            has_after[inside] = c_next[after[inside]] == c_next[first[inside]]
-            then_due = np.where(has_after, t_next[np.minimum(after, len(t_next) - 1)], -1)
-            # A change point: membership until it is the opposite of what it brings.
-            forecasts = [
-                Forecast(not member, member, due if due >= 0 else None)
-                for member, due in zip(v_next[first].tolist(), then_due.tolist(), strict=True)
-            ]
+        # What it brings is known exactly too: the value after it, and the change after that.
+        after = first + 1
+        has_after = np.zeros(len(first), bool)
+        inside = after < len(c_next)
+        has_after[inside] = c_next[after[inside]] == c_next[first[inside]]
+        then_due = np.where(has_after, t_next[np.minimum(after, len(t_next) - 1)], -1)
+        # A change point: membership until it is the opposite of what it brings.
+        forecasts = [
+            Forecast(not member, member, due if due >= 0 else None)
+            for member, due in zip(v_next[first].tolist(), then_due.tolist(), strict=True)
+        ]
         session.write_deadlines(self._rows(segment.id, c_next[first], t_next[first], forecasts), [])
         return int(t_next[first].min()) if len(first) else None
 

@@ -76,13 +76,42 @@ def test_an_event_the_rule_does_not_read_keeps_the_forecast(tmp_path):
     assert deadline_row(service.projection, "openers", "c1")[0][3] == Forecast(True, False, None)
 
 
-def test_a_rule_that_refers_to_a_segment_is_not_foreseen(tmp_path):
+def test_a_rule_is_not_foreseen_when_a_segment_it_refers_to_changes_at_its_deadline(tmp_path):
+    """Both leave at the same instant: the referring rule's value then depends on the other
+    segment's change, worked out first at that very instant."""
     clock = Clock(START)
     service = service_at(tmp_path, clock)
     service.define_segment("Openers", "opened email within 7 days")
     service.define_segment("Quiet openers", 'in segment "Openers" and not purchased within 2 days')
     service.ingest([ContactEvent("c1", "email_opened")])
     assert deadline_row(service.projection, "quiet-openers", "c1")[0][3] is None
+    clock.now = START + 8 * DAY
+    service.catch_up()
+    assert [t[:4] for t in history(service.projection)] == [
+        ("openers", "c1", "entered", START),
+        ("openers", "c1", "exited", START + 7 * DAY),
+        ("quiet-openers", "c1", "entered", START),
+        ("quiet-openers", "c1", "exited", START + 7 * DAY),
+    ]
+
+
+def test_a_rule_is_foreseen_when_the_segments_it_refers_to_change_later(tmp_path):
+    clock = Clock(START)
+    service = service_at(tmp_path, clock)
+    service.define_segment("Openers", "opened email within 7 days")
+    service.define_segment(
+        "Quiet openers", 'in segment "Openers" and not clicked email within 1 day'
+    )
+    service.ingest([ContactEvent("c1", "email_opened"), ContactEvent("c1", "email_clicked")])
+    assert deadline_row(service.projection, "quiet-openers", "c1") == [
+        ("quiet-openers", "c1", START + DAY, Forecast(False, True, START + 7 * DAY))
+    ]
+    clock.now = START + 8 * DAY
+    service.catch_up()
+    assert [t[:4] for t in history(service.projection) if t[0] == "quiet-openers"] == [
+        ("quiet-openers", "c1", "entered", START + DAY),
+        ("quiet-openers", "c1", "exited", START + 7 * DAY),
+    ]
 
 
 def test_forecasts_change_nothing_a_plain_evaluation_would_give(tmp_path):
