@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 
 from engine.evaluate import Context, Explanation, Outcome, evaluate_member, explain_member
 from engine.history import History
-from engine.population import Answer, ContactViews, SetEvaluator
+from engine.population import Answer, ContactsAt, ContactStarts, ContactViews, SetEvaluator
 from engine.segments import DYNAMIC, MEMBERS_ADDED, STATIC_EDIT_TYPES, Registry, Segment
 from eventstore.population import PopulationQueries
 from grammar import ast as a
@@ -84,7 +84,7 @@ class AsOfSets:
         self,
         registry: Registry,
         queries: PopulationQueries,
-        starts: Mapping[str, int],
+        starts: ContactStarts,
         t: int,
         max_position: int,
         edits: StaticEdits,
@@ -93,7 +93,7 @@ class AsOfSets:
         self.registry = registry
         self.views = views
         self.queries = queries
-        self.starts = starts
+        self.contacts = ContactsAt(starts, t)  # shared by every segment asked
         self.t = t
         self.max_position = max_position
         self.edits = edits
@@ -114,8 +114,7 @@ class AsOfSets:
     def _evaluator(self) -> SetEvaluator:
         return SetEvaluator(
             self.queries,
-            self.starts,
-            self.t,
+            self.contacts,
             self.max_position,
             self,
             bounds=False,
@@ -127,7 +126,7 @@ class AsOfSets:
         if segment is None or (segment.archived_at is not None and segment.archived_at <= self.t):
             return Answer(set())
         if segment.kind != DYNAMIC:
-            return Answer(static_members(self.edits(segment_id), self.t))
+            return Answer(static_members(self.edits(segment_id), self.t), all_exist=False)
         version = segment.version_at(self.t)
         assert version is not None
         return self._evaluator().members(version.ast, version.references)

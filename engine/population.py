@@ -13,6 +13,7 @@ import itertools
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any, Protocol
 
 from engine.evaluate import COUNT_TESTS, compile_filter, compile_value_test
@@ -25,10 +26,43 @@ Bounds = dict[str, int]
 
 @dataclass
 class Answer:
-    """Who satisfies a condition (among existing contacts), and when each may change."""
+    """Who satisfies a condition, and when each may change. The members exist at the instant
+    asked, unless `all_exist` is false (a static list's edits need no events)."""
 
     members: set[str]
     bounds: Bounds = field(default_factory=dict)
+    all_exist: bool = True
+
+
+class ContactStarts(Protocol):
+    """When each known contact's first event occurred."""
+
+    def started_by(self, until: int) -> set[str]:
+        """The contacts whose first event occurred at or before `until`."""
+        ...
+
+    def first_events(self, after: int | None, until: int | None) -> Mapping[str, int]:
+        """The contacts whose first event occurred in (after, until], with its instant."""
+        ...
+
+
+class ContactsAt:
+    """The contacts that exist at t, and those that start later: read when first needed (a
+    rule made of event clauses only needs neither), then kept."""
+
+    def __init__(self, starts: ContactStarts, t: int) -> None:
+        self.starts = starts
+        self.t = t
+
+    @cached_property
+    def existing(self) -> set[str]:
+        """Every contact with an event at or before t."""
+        return self.starts.started_by(self.t)
+
+    @cached_property
+    def not_yet(self) -> Mapping[str, int]:
+        """The contacts whose first event comes after t, with its instant."""
+        return self.starts.first_events(self.t, None)
 
 
 class ContactViews(Protocol):
@@ -40,8 +74,8 @@ class ContactViews(Protocol):
         JSON text; and the contacts whose latest value was set after it."""
         ...
 
-    def last_seen(self) -> Mapping[str, int]:
-        """Each contact's latest occurred_at."""
+    def last_events(self, after: int | None, until: int | None) -> Mapping[str, int]:
+        """The contacts whose latest event occurred in (after, until], with its instant."""
         ...
 
 
@@ -103,13 +137,18 @@ def required_texts(cond: a.Condition | None) -> tuple[str, ...]:
 
 
 class SetEvaluator:
-    """Evaluates rules for a whole population at instant t, over events up to a position."""
+    """Evaluates rules for a whole population at the instant of `contacts`, over events up to a
+    position.
+
+    Every answer holds existing contacts only: those of event clauses and property values have
+    an event at or before t by construction, so the set of every existing contact is read only
+    for a complement (`not`, a test the unknown passes) that no positive clause bounds.
+    """
 
     def __init__(
         self,
         queries: PopulationQueries,
-        starts: Mapping[str, int],
-        t: int,
+        contacts: ContactsAt,
         max_position: int,
         segments: SegmentSets | None = None,
         *,
@@ -117,14 +156,12 @@ class SetEvaluator:
         views: ContactViews | None = None,
     ) -> None:
         self.q = queries
-        self.t = t
+        self.contacts = contacts
+        self.t = contacts.t
         self.max_position = max_position
         self.segments = segments
         self.want_bounds = bounds
         self.views = views
-        self.starts = starts
-        self.existing = {c for c, start in starts.items() if start <= t}
-        self.not_yet = {c: start for c, start in starts.items() if start > t}
         self._types: tuple[str, ...] | None = None
         self._references: Mapping[str, str] = {}
 
@@ -137,10 +174,15 @@ class SetEvaluator:
         """
         self._references = references or {}
         answer = self.evaluate(rule)
-        bounds = answer.bounds
-        for contact, start in self.not_yet.items():
-            _lower(bounds, contact, start)
-        return Answer(answer.members & self.existing, bounds)
+        if self.want_bounds:
+            for contact, start in self.contacts.not_yet.items():
+                _lower(answer.bounds, contact, start)
+        return answer
+
+    @property
+    def existing(self) -> set[str]:
+        """Every contact that exists at t."""
+        return self.contacts.existing
 
     def evaluate(self, node: a.Condition) -> Answer:
         """Who among the existing contacts satisfies a condition at t."""
@@ -148,15 +190,17 @@ class SetEvaluator:
             inner = self.evaluate(node.item)
             return Answer(self.existing - inner.members, inner.bounds)
         if isinstance(node, a.And):
-            parts = [self.evaluate(item) for item in node.items]
-            return Answer(set.intersection(*(p.members for p in parts)), _merge(parts))
+            return self._and(node.items)
         if isinstance(node, a.Or):
             parts = [self.evaluate(item) for item in node.items]
             return Answer(set.union(*(p.members for p in parts)), _merge(parts))
         if isinstance(node, a.InSegment):
             if self.segments is None:
                 raise LookupError("no segment sets to evaluate `in segment`")
-            return self.segments.answer(self._references.get(node.segment, node.segment))
+            found = self.segments.answer(self._references.get(node.segment, node.segment))
+            if found.all_exist:
+                return found
+            return Answer(found.members & self.existing, found.bounds)
         if isinstance(node, a.EventCount):
             return self._event_count(node)
         if isinstance(node, a.Aggregate):
@@ -164,6 +208,19 @@ class SetEvaluator:
         if isinstance(node, a.Recency):
             return self._recency(node)
         return self._property(node)
+
+    def _and(self, items: tuple[a.Condition, ...]) -> Answer:
+        # P and not N is P minus N: the complement of N is never built when P bounds it.
+        negated = [item.item for item in items if isinstance(item, a.Not)]
+        plain = [item for item in items if not isinstance(item, a.Not)]
+        if not plain:
+            parts = [self.evaluate(item) for item in items]
+            return Answer(set.intersection(*(p.members for p in parts)), _merge(parts))
+        kept = [self.evaluate(item) for item in plain]
+        dropped = [self.evaluate(item) for item in negated]
+        members = set.intersection(*(p.members for p in kept))
+        members.difference_update(*(p.members for p in dropped))
+        return Answer(members, _merge(kept + dropped))
 
     # ---- events ----
 
@@ -211,7 +268,8 @@ class SetEvaluator:
         """Existing contacts for which `holds` is true, those absent from `found` given `empty`."""
         if holds(empty):
             return self.existing - {c for c, v in found.items() if not holds(v)}
-        return {c for c, v in found.items() if holds(v)} & self.existing
+        # `found` comes from events at or before t: its contacts exist.
+        return {c for c, v in found.items() if holds(v)}
 
     def _event_count(self, node: a.EventCount) -> Answer:
         window = None if node.window is None else node.window.ms
@@ -258,24 +316,26 @@ class SetEvaluator:
         )
 
     def _recency(self, node: a.Recency) -> Answer:
+        # Each member has a matching event at or before t: it exists.
         n, t = node.duration.ms, self.t
         bounds: Bounds = {}
-        if node.which is a.Which.LAST:
+        if node.which is a.Which.LAST and node.op is a.RecencyOp.WITHIN:
             recent = self._recent(node.event, t - n)
-            if node.op is a.RecencyOp.WITHIN:
-                members = set(recent) & self.existing
-            else:
-                older = self._older_than(node.event, t - n)
-                members = (older - set(recent)) & self.existing
+            members = set(recent)
             if self.want_bounds:
                 bounds = {c: last + n for c, last in recent.items()}
+        elif node.which is a.Which.LAST and not self.want_bounds:
+            members = self._last_by(node.event, t - n)
+        elif node.which is a.Which.LAST:
+            recent = self._recent(node.event, t - n)
+            members = self._older_than(node.event, t - n) - set(recent)
+            bounds = {c: last + n for c, last in recent.items()}
         else:
             ever = self._first_instants(node.event)
             if node.op is a.RecencyOp.WITHIN:
                 members = {c for c, first in ever.items() if first > t - n}
             else:
                 members = {c for c, first in ever.items() if first <= t - n}
-            members &= self.existing
             if self.want_bounds:
                 bounds = {c: first + n for c, first in ever.items() if first + n > t}
         self._arrivals(node.event, bounds)
@@ -287,30 +347,38 @@ class SetEvaluator:
             per_contact = self._per_contact(selector, after, self.t)
             return {c: last for c, (_, _, last) in per_contact.items()}
         # Any event at all: the view's latest occurred_at answers, unless it lies after t.
-        found: dict[str, int] = {}
-        later = []
-        for contact, last in self.views.last_seen().items():
-            if last > self.t:
-                later.append(contact)
-            elif last > after:
-                found[contact] = last
-        if later:
-            query = replace(self._range(selector, after, self.t), contacts=tuple(later))
-            found.update((row.contact_id, row.last) for row in self.q.count_events(query))
+        found = dict(self.views.last_events(after, self.t))
+        found.update(self._latest_of_later(after))
         return found
+
+    def _last_by(self, selector: a.EventSelector, until: int) -> set[str]:
+        """The contacts whose latest matching event up to t occurred at or before `until`."""
+        if self.views is None or selector.type is not None or selector.filter is not None:
+            per_contact = self._per_contact(selector, None, self.t)
+            return {c for c, (_, _, last) in per_contact.items() if last <= until}
+        found = set(self.views.last_events(None, until))
+        found.update(c for c, last in self._latest_of_later(None).items() if last <= until)
+        return found
+
+    def _latest_of_later(self, after: int | None) -> dict[str, int]:
+        """For the contacts the view knows an event after t of: their latest event in
+        (after, t], read from the log."""
+        assert self.views is not None
+        later = self.views.last_events(self.t, None)
+        if not later:
+            return {}
+        query = replace(self._range(a.EventSelector(None), after, self.t), contacts=tuple(later))
+        return {row.contact_id: row.last for row in self.q.count_events(query)}
 
     def _older_than(self, selector: a.EventSelector, until: int) -> set[str]:
         if selector.type is None and selector.filter is None:
-            return {c for c in self.existing if self._start(c) <= until}
+            return self.contacts.starts.started_by(until)
         return set(self._per_contact(selector, None, until))
 
     def _first_instants(self, selector: a.EventSelector) -> dict[str, int]:
         if selector.type is None and selector.filter is None:
-            return {c: self._start(c) for c in self.existing}
+            return dict(self.contacts.starts.first_events(None, self.t))
         return {c: first for c, (_, first, _) in self._per_contact(selector, None, self.t).items()}
-
-    def _start(self, contact: str) -> int:
-        return self.starts[contact]
 
     # ---- properties ----
 
@@ -336,10 +404,8 @@ class SetEvaluator:
             members = self.existing.difference(
                 *(contacts for value, contacts in groups if not holds(value))
             )
-        else:
-            members = self.existing.intersection(
-                itertools.chain.from_iterable(c for value, c in groups if holds(value))
-            )
+        else:  # a value set at or before t: its contact exists
+            members = set(itertools.chain.from_iterable(c for value, c in groups if holds(value)))
         bounds: Bounds = {}
         if self.want_bounds:
             for contact, instant in self.q.property_changes_after(prop, self.t, self.max_position):

@@ -29,7 +29,7 @@ from engine.evaluate import Context, Explanation, Outcome, evaluate_member
 from engine.history import CONTACT_UPDATED, Event, History
 from engine.ledger import Ledger
 from engine.monotone import DOWN, EITHER, UNREAD, UP, direction_of, directions
-from engine.population import Answer, SetEvaluator
+from engine.population import Answer, ContactsAt, SetEvaluator
 from engine.segments import (
     DEFINITION_TYPES,
     DYNAMIC,
@@ -241,7 +241,11 @@ class ProjectedSegments:
         segment = self.registry.get(segment_id)
         if segment is None or not segment.active_at(self.t):
             return Answer(set())
-        return Answer(self.session.member_set(segment_id), self.session.deadlines_of(segment_id))
+        return Answer(
+            self.session.member_set(segment_id),
+            self.session.deadlines_of(segment_id),
+            all_exist=segment.kind == DYNAMIC,
+        )
 
 
 class Histories:
@@ -549,8 +553,7 @@ class Projector:
         self.ledger.forget()
         evaluator = SetEvaluator(
             self.log.population(),
-            session.contact_starts(),
-            r,
+            ContactsAt(session, r),
             upto,
             ProjectedSegments(session, self.registry, r),
             views=session,

@@ -419,7 +419,7 @@ class Service:
         return AsOfSets(
             self.registry,
             self.log.population(),
-            self.projection.contact_starts(),
+            self.projection,
             t,
             position,
             self._edits,

@@ -173,16 +173,22 @@ class ProjectionSession(Protocol):
         JSON text; and the contacts whose latest value was set after it."""
         ...
 
-    def last_seen(self) -> dict[str, int]:
-        """Every known contact and the latest occurred_at of its events."""
+    def last_events(self, after: int | None, until: int | None) -> dict[str, int]:
+        """The contacts whose latest event occurred in (after, until] (None: unbounded), with
+        its instant."""
         ...
 
     def contacts(self) -> list[str]:
         """Every known contact."""
         ...
 
-    def contact_starts(self) -> dict[str, int]:
-        """Every known contact and the instant it exists from."""
+    def started_by(self, until: int) -> set[str]:
+        """The contacts whose first event occurred at or before `until`."""
+        ...
+
+    def first_events(self, after: int | None, until: int | None) -> dict[str, int]:
+        """The contacts whose first event occurred in (after, until] (None: unbounded), with
+        its instant."""
         ...
 
     def member_set(self, segment_id: str) -> set[str]:
@@ -249,8 +255,13 @@ class ProjectionStore(Protocol):
         """Every known contact."""
         ...
 
-    def contact_starts(self) -> dict[str, int]:
-        """Every known contact and the instant it exists from."""
+    def started_by(self, until: int) -> set[str]:
+        """The contacts whose first event occurred at or before `until`."""
+        ...
+
+    def first_events(self, after: int | None, until: int | None) -> dict[str, int]:
+        """The contacts whose first event occurred in (after, until] (None: unbounded), with
+        its instant."""
         ...
 
     def values_of(self, prop: str) -> Iterator[tuple[str, str, int]]:
@@ -262,8 +273,9 @@ class ProjectionStore(Protocol):
         JSON text; and the contacts whose latest value was set after it."""
         ...
 
-    def last_seen(self) -> dict[str, int]:
-        """Every known contact and the latest occurred_at of its events."""
+    def last_events(self, after: int | None, until: int | None) -> dict[str, int]:
+        """The contacts whose latest event occurred in (after, until] (None: unbounded), with
+        its instant."""
         ...
 
     def member_page(self, segment_id: str, after: str | None, limit: int) -> list[tuple[str, int]]:

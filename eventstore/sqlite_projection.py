@@ -153,9 +153,29 @@ def value_groups(
     return groups, later
 
 
-def last_seen(conn: sqlite3.Connection) -> dict[str, int]:
-    """Every known contact and the latest occurred_at of its events."""
-    return dict(conn.execute("SELECT contact_id, last_seen FROM contacts"))
+def started_by(conn: sqlite3.Connection, until: int) -> set[str]:
+    """The contacts whose first event occurred at or before `until`."""
+    # One JSON text decodes faster than as many rows: this can be every contact.
+    (found,) = conn.execute(
+        "SELECT json_group_array(contact_id) FROM contacts WHERE exists_from <= ?", (until,)
+    ).fetchone()
+    return set(json.loads(found))
+
+
+def contacts_between(
+    conn: sqlite3.Connection, which: str, after: int | None, until: int | None
+) -> dict[str, int]:
+    """The contacts whose first ("first") or latest ("last") event occurred in (after, until]
+    (None: unbounded), with its occurred_at."""
+    column = {"first": "exists_from", "last": "last_seen"}[which]
+    lo = -(1 << 63) if after is None else after
+    hi = (1 << 63) - 1 if until is None else until
+    return dict(
+        conn.execute(
+            f"SELECT contact_id, {column} FROM contacts WHERE {column} > ? AND {column} <= ?",
+            (lo, hi),
+        )
+    )
 
 
 class SQLiteProjectionSession(SQLiteTransaction):
@@ -379,17 +399,21 @@ class SQLiteProjectionSession(SQLiteTransaction):
         """Contacts by the JSON text of their latest value set by `until`; those set after."""
         return value_groups(self.conn, prop, until)
 
-    def last_seen(self) -> dict[str, int]:
-        """Every known contact and the latest occurred_at of its events."""
-        return last_seen(self.conn)
-
     def contacts(self) -> list[str]:
         """Every known contact."""
         return [r[0] for r in self.conn.execute("SELECT contact_id FROM contacts")]
 
-    def contact_starts(self) -> dict[str, int]:
-        """Every known contact and the instant it exists from."""
-        return dict(self.conn.execute("SELECT contact_id, exists_from FROM contacts"))
+    def started_by(self, until: int) -> set[str]:
+        """The contacts whose first event occurred at or before `until`."""
+        return started_by(self.conn, until)
+
+    def first_events(self, after: int | None, until: int | None) -> dict[str, int]:
+        """The contacts whose first event occurred in (after, until], with its instant."""
+        return contacts_between(self.conn, "first", after, until)
+
+    def last_events(self, after: int | None, until: int | None) -> dict[str, int]:
+        """The contacts whose latest event occurred in (after, until], with its instant."""
+        return contacts_between(self.conn, "last", after, until)
 
     def known_contacts(self, contact_ids: Sequence[str]) -> set[str]:
         """Those of the contacts the projection knows already."""
@@ -527,9 +551,13 @@ class SQLiteProjectionStore:
         """Every known contact."""
         return [r[0] for r in self._conn().execute("SELECT contact_id FROM contacts")]
 
-    def contact_starts(self) -> dict[str, int]:
-        """Every known contact and the instant it exists from."""
-        return dict(self._conn().execute("SELECT contact_id, exists_from FROM contacts"))
+    def started_by(self, until: int) -> set[str]:
+        """The contacts whose first event occurred at or before `until`."""
+        return started_by(self._conn(), until)
+
+    def first_events(self, after: int | None, until: int | None) -> dict[str, int]:
+        """The contacts whose first event occurred in (after, until], with its instant."""
+        return contacts_between(self._conn(), "first", after, until)
 
     def values_of(self, prop: str) -> Iterator[tuple[str, str, int]]:
         """(contact, value as JSON, occurred_at) of each contact's latest assignment of a prop."""
@@ -539,9 +567,9 @@ class SQLiteProjectionStore:
         """Contacts by the JSON text of their latest value set by `until`; those set after."""
         return value_groups(self._conn(), prop, until)
 
-    def last_seen(self) -> dict[str, int]:
-        """Every known contact and the latest occurred_at of its events."""
-        return last_seen(self._conn())
+    def last_events(self, after: int | None, until: int | None) -> dict[str, int]:
+        """The contacts whose latest event occurred in (after, until], with its instant."""
+        return contacts_between(self._conn(), "last", after, until)
 
     def member_page(self, segment_id: str, after: str | None, limit: int) -> list[tuple[str, int]]:
         """Current members (contact_id, since) in contact order, after a cursor."""

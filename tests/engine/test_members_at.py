@@ -33,3 +33,29 @@ def test_paging_through_members_at_an_instant(tmp_path):
     service.ingest([ContactEvent("b-late", "email_opened", occurred_at=START + DAY - 10)])
     page, _ = service.members("openers", at=at, limit=3)
     assert [m.contact_id for m in page] == ["b-late", "c00", "c01"]
+
+
+def test_a_static_list_may_hold_contacts_without_events_but_a_rule_on_it_does_not(tmp_path):
+    clock = Clock(START)
+    service = Service(
+        SQLiteEventStore(tmp_path / "s.db", clock), SQLiteProjectionStore(tmp_path / "s.db"), clock
+    )
+    service.ingest([ContactEvent("ann", "email_opened"), ContactEvent("bob", "purchased")])
+    service.define_segment("VIP", kind="static")
+    service.edit_static("vip", add=["ann", "ghost"])  # ghost has no event: it does not exist
+    clock.now += 1000
+    rules = {
+        "Listed": ('in segment "VIP"', ["ann"]),
+        "Listed openers": ('in segment "VIP" and opened email', ["ann"]),
+        "Unlisted": ('not in segment "VIP"', ["bob"]),
+    }
+    for name, (rule, _) in rules.items():
+        service.define_segment(name, rule)
+    clock.now += 1000
+
+    assert [m.contact_id for m in service.members("vip", at=clock.now)[0]] == ["ann", "ghost"]
+    for name, (rule, expected) in rules.items():
+        segment_id = service.segment(name.lower().replace(" ", "-")).id
+        assert [m.contact_id for m in service.members(segment_id)[0]] == expected
+        assert [m.contact_id for m in service.members(segment_id, at=clock.now)[0]] == expected
+        assert service.preview(rule).sample == expected

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from engine.evaluate import Context, compile_rule, evaluate_member
 from engine.history import Event, History
-from engine.population import SetEvaluator, required_texts
+from engine.population import ContactsAt, SetEvaluator, required_texts
 from engine.projector import Projector
 from eventstore.interface import NewEvent
 from eventstore.sqlite import SQLiteEventStore
@@ -57,23 +57,24 @@ def test_set_wise_members_equal_per_contact_members(tmp_path_factory, rule, grou
     per_contact = _as_stored(store)
     every = list(itertools.chain.from_iterable(per_contact.values()))
     t = data.draw(st.sampled_from(interesting_instants(rule, every)))
-    starts = {c: min(e.occurred_at for e in evs) for c, evs in per_contact.items() if evs}
-
-    answer = SetEvaluator(
-        SQLitePopulationQueries(store.connection), starts, t, store.last_position()
-    ).members(rule)
-    # The same question answered with the projection's contact view (latest values, last
-    # events), which must fall back to the log for values set after t.
     projection = SQLiteProjectionStore(store.path)
     Projector(store, projection).advance(BASE)
-    viewed = SetEvaluator(
-        SQLitePopulationQueries(store.connection),
-        projection.contact_starts(),
-        t,
-        store.last_position(),
-        views=projection,
+
+    answer = SetEvaluator(
+        SQLitePopulationQueries(store.connection), ContactsAt(projection, t), store.last_position()
     ).members(rule)
-    assert viewed.members == answer.members
+    # The same question answered with the projection's contact view (latest values, last
+    # events), which must fall back to the log for values set after t; and without the
+    # deadlines, as previews and as-of queries ask it.
+    for bounds in (True, False):
+        viewed = SetEvaluator(
+            SQLitePopulationQueries(store.connection),
+            ContactsAt(projection, t),
+            store.last_position(),
+            bounds=bounds,
+            views=projection,
+        ).members(rule)
+        assert viewed.members == answer.members
 
     node = compile_rule(rule)
     expected = {
@@ -116,9 +117,43 @@ def test_values_shared_by_many_contacts_are_tested_by_type_as_well(tmp_path):
         for views in (None, projection):
             answer = SetEvaluator(
                 SQLitePopulationQueries(store.connection),
-                projection.contact_starts(),
-                BASE,
+                ContactsAt(projection, BASE),
                 store.last_position(),
                 views=views,
             ).members(rule)
             assert answer.members == expected, (rule, views)
+
+
+def test_a_clause_and_a_negated_one_never_read_every_contact(tmp_path):
+    day = 86_400_000
+    opened = Event(1, "o", "email_opened", BASE - day, BASE, {})
+    bought = Event(2, "p", "purchased", BASE - 2 * day, BASE, {})
+    store = _store(
+        tmp_path / "log.db",
+        {"ann": [opened], "bob": [opened, bought], "cem": [bought], "dana": []},
+    )
+    projection = SQLiteProjectionStore(store.path)
+    Projector(store, projection).advance(BASE)
+    rule = a.And(
+        (
+            a.EventCount(a.EventSelector("email_opened"), a.Count(a.CountOp.AT_LEAST, 1), None),
+            a.Not(a.EventCount(a.EventSelector("purchased"), a.Count(a.CountOp.AT_LEAST, 1), None)),
+        )
+    )
+    for bounds in (True, False):
+        contacts = ContactsAt(projection, BASE)
+        answer = SetEvaluator(
+            SQLitePopulationQueries(store.connection),
+            contacts,
+            store.last_position(),
+            bounds=bounds,
+            views=projection,
+        ).members(rule)
+        assert answer.members == {"ann"}
+        assert "existing" not in vars(contacts)  # the cached set of every contact: never built
+    # Alone, the negation is the complement of the existing contacts.
+    contacts = ContactsAt(projection, BASE)
+    alone = SetEvaluator(
+        SQLitePopulationQueries(store.connection), contacts, store.last_position()
+    ).members(rule.items[1])
+    assert alone.members == {"ann"} and vars(contacts)["existing"] == {"ann", "bob", "cem"}

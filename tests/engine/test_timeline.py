@@ -49,8 +49,8 @@ def contents(projection: SQLiteProjectionStore) -> dict:
     return {
         "transitions": transitions_of(projection),
         "members": list(projection.all_members()),
-        "contacts": sorted(projection.contact_starts().items()),
-        "last_seen": sorted(projection.last_seen().items()),
+        "contacts": sorted(projection.first_events(None, None).items()),
+        "last_seen": sorted(projection.last_events(None, None).items()),
         "values": sorted(
             (prop, *row)
             for prop in ("country", "score", "signup", "amount", "url")

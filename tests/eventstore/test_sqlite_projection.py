@@ -32,8 +32,15 @@ def test_the_contact_view_keeps_each_latest_assignment(tmp_path):
         )
         s.advance(7, 1000)
 
-    assert store.contact_starts() == {"c1": 200, "c2": 100}
-    assert store.last_seen() == {"c1": 900, "c2": 700}
+    assert store.first_events(None, None) == {"c1": 200, "c2": 100}
+    assert store.last_events(None, None) == {"c1": 900, "c2": 700}
+    # Bounds are (after, until]:
+    assert store.first_events(100, 200) == {"c1": 200}
+    assert store.first_events(None, 199) == {"c2": 100}
+    assert store.last_events(700, None) == {"c1": 900}
+    assert store.started_by(199) == {"c2"}
+    assert store.started_by(200) == {"c1", "c2"}
+    assert store.started_by(99) == set()
     assert sorted(store.values_of("country")) == [("c1", '"DE"', 800), ("c2", "null", 700)]
     assert list(store.values_of("score")) == [("c1", "11.5", 800)]
     assert list(store.values_of("city")) == []
