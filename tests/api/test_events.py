@@ -64,6 +64,12 @@ def test_a_batch_with_one_bad_event_stores_nothing_and_says_which(api):
         ({"contact_id": 5, "type": "x"}, "contact_id", "Not a valid string"),
         ({"contact_id": "c", "type": "has space"}, "type", "event type"),
         ({"contact_id": "c", "type": "x", "properties": [1]}, "properties", "Not a valid mapping"),
+        ({"contact_id": "c", "type": "x", "properties": {"": 1}}, "properties", "1-200 char"),
+        (
+            {"contact_id": "c", "type": "x", "properties": {"p" * 201: 1}},
+            "properties",
+            "1-200 char",
+        ),
         (
             {"contact_id": "c", "type": "x", "occurred_at": "2026-11-18T08:00:00"},
             "occurred_at",
