@@ -326,7 +326,13 @@ class Projector:
         # Per segment and rule version (its position in the log), the value of every
         # brand-new contact the rule reads nothing of (None: not the same for all of them).
         self._blind: dict[tuple[str, int], bool | None] = {}
-        self._at: tuple[int, dict[tuple[str, str], TransitionRecord]] = (-1, {})
+        # The transitions stamped with the instant being worked on, and whose of them were
+        # read (None: everyone's; see _transitions_at).
+        self._at: tuple[int, dict[tuple[str, str], TransitionRecord], set[str] | None] = (
+            -1,
+            {},
+            None,
+        )
         self._settled_until = 0
         self._ledger: Ledger | None = None
 
@@ -380,7 +386,7 @@ class Projector:
                     # Another process moved the projection: nothing cached here can be trusted.
                     self._histories.clear()
                     self.refresh()
-                self._at = (-1, {})
+                self._at = (-1, {}, None)
                 # Transitions may already be stamped with instants up to here (and only those).
                 self._settled_until = session.instant
                 self._ledger = Ledger(session)
@@ -477,18 +483,20 @@ class Projector:
             )
             session.assign_values(assignments(arrived))
 
-        edited: dict[str, dict[str, int]] = {}  # contact -> static segment -> position
+        edits: list[tuple[Segment, str, bool, int]] = []  # (list, contact, added, position)
         for e in entries:
             if e.stream.startswith(SEGMENT_STREAM) and e.type in STATIC_EDIT_TYPES:
                 segment = self.registry.get(e.stream[len(SEGMENT_STREAM) :])
                 if segment is None or segment.kind == DYNAMIC or not segment.active_at(r):
                     continue
                 kinds[e.position] = "list_edit"
-                for contact in e.data.get("contacts", []):
-                    self._settle(
-                        session, segment, contact, r, e.type == MEMBERS_ADDED, e.position, kinds
-                    )
-                    edited.setdefault(contact, {})[segment.id] = e.position
+                added = e.type == MEMBERS_ADDED
+                edits += [(segment, c, added, e.position) for c in e.data.get("contacts", [])]
+        self._transitions_at(session, r, (contact for _, contact, _, _ in edits))
+        edited: dict[str, dict[str, int]] = {}  # contact -> static segment -> position
+        for segment, contact, added, position in edits:
+            self._settle(session, segment, contact, r, added, position, kinds)
+            edited.setdefault(contact, {})[segment.id] = position
 
         touched = [
             Touched(c, histories.get(c) or self._histories.get(c, upto), arrived.get(c, []), r)
@@ -497,7 +505,7 @@ class Projector:
         for t in touched:
             t.edits = edited.get(t.contact, {})
         self.ledger.load(t.contact for t in touched)
-        at_r = self._transitions_at(session, r)
+        at_r = self._transitions_at(session, r, (t.contact for t in touched))
         for segment in self.registry.live():
             if segment.kind != DYNAMIC:
                 continue
@@ -620,6 +628,7 @@ class Projector:
     def _fire(
         self, session: ProjectionSession, t: int, rows: list[tuple[str, str, Forecast | None]]
     ) -> None:
+        self._transitions_at(session, t, (contact for _, contact, _ in rows))
         by_segment: dict[str, list[tuple[str, Forecast | None]]] = {}
         for segment_id, contact, forecast in rows:
             by_segment.setdefault(segment_id, []).append((contact, forecast))
@@ -682,7 +691,7 @@ class Projector:
         kinds: dict[int, str],
     ) -> None:
         """Make membership at t equal `value`, netting out changes within the same instant."""
-        at_t = self._transitions_at(session, t)
+        at_t = self._transitions_at(session, t, (contact,))
         key = (segment.id, contact)
         earlier = at_t.get(key)
         member = self.ledger.is_member(segment.id, contact)
@@ -714,17 +723,28 @@ class Projector:
         self.ledger.set_member(segment.id, contact, t if value else None)
 
     def _transitions_at(
-        self, session: ProjectionSession, t: int
+        self, session: ProjectionSession, t: int, contacts: Iterable[str] | None = None
     ) -> dict[tuple[str, str], TransitionRecord]:
+        """The transitions stamped t, read for some contacts (None: all) if not yet."""
         if self._at[0] != t:
-            if t > self._settled_until:
-                # Time only moves forward within a session: nothing is stamped t yet.
-                self._at = (t, {})
+            # Time only moves forward within a session: past what it started from, nothing is
+            # stamped t yet and everyone's transitions at t are known (none).
+            self._at = (t, {}, None if t > self._settled_until else set())
+        _, found, read = self._at
+        if read is None:
+            return found
+        # Only the contacts asked about: batches recorded within one millisecond would
+        # otherwise read each other's transitions again and again.
+        missing = None if contacts is None else [c for c in set(contacts) if c not in read]
+        if missing is None or missing:
+            self.ledger.flush_transitions()
+            for x in session.transitions_at(t, missing):
+                found.setdefault((x.segment_id, x.contact_id), x)
+            if missing is None:
+                self._at = (t, found, None)
             else:
-                self.ledger.flush_transitions()
-                found = session.transitions_at(t)
-                self._at = (t, {(x.segment_id, x.contact_id): x for x in found})
-        return self._at[1]
+                read.update(missing)
+        return found
 
     def _reads_of(self, segment: Segment) -> Reads:
         reads = self._reads.get(segment.id)

@@ -127,9 +127,12 @@ class ProjectionSession(Protocol):
         """Give a transition a later cause of the same instant (and the rule then in force)."""
         ...
 
-    def transitions_at(self, instant: int) -> list[TransitionRecord]:
-        """Every transition stamped with the instant the projection has reached (its
-        checkpoint's); transitions are written in order of instant."""
+    def transitions_at(
+        self, instant: int, contacts: Sequence[str] | None = None
+    ) -> list[TransitionRecord]:
+        """The transitions of some contacts (None: all) stamped with the instant the
+        projection has reached (its checkpoint's); transitions are written in order of
+        instant."""
         ...
 
     def last_transition(self, segment_id: str, contact_id: str) -> TransitionRecord | None:

@@ -301,8 +301,11 @@ class SQLiteProjectionSession(SQLiteTransaction):
             (cause.kind, cause.position, rule_version, transition_id),
         )
 
-    def transitions_at(self, instant: int) -> list[TransitionRecord]:
-        """Every transition stamped with the instant the projection has reached."""
+    def transitions_at(
+        self, instant: int, contacts: Sequence[str] | None = None
+    ) -> list[TransitionRecord]:
+        """The transitions of some contacts (None: all) stamped with the instant the
+        projection has reached."""
         # Transitions are written in order of instant (the projector's time only moves
         # forward; the set-wise replay writes the latest instant last): those of the latest
         # instant are the newest, found from the end without an index on `at`.
@@ -311,10 +314,14 @@ class SQLiteProjectionSession(SQLiteTransaction):
             " ORDER BY id DESC LIMIT 1)",
             (instant,),
         ).fetchone()
-        rows = self.conn.execute(
-            f"SELECT {_TRANSITION_COLUMNS} FROM transitions WHERE id > ? AND at = ?",
-            (before, instant),
-        )
+        query = f"SELECT {_TRANSITION_COLUMNS} FROM transitions WHERE id > ? AND at = ?"
+        if contacts is None:
+            rows = self.conn.execute(query, (before, instant))
+        else:
+            rows = self.conn.execute(
+                query + " AND contact_id IN (SELECT value FROM json_each(?))",
+                (before, instant, json.dumps(list(contacts))),
+            )
         return [_transition(r) for r in rows]
 
     def last_transition(self, segment_id: str, contact_id: str) -> TransitionRecord | None:

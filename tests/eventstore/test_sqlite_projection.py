@@ -77,3 +77,30 @@ def test_a_projection_of_an_older_shape_is_dropped_to_be_rebuilt(tmp_path):
     store = SQLiteProjectionStore(path)
     assert store.checkpoint() == (1, 2) and store.contacts() == ["c1"]
     store.close()
+
+
+def test_the_transitions_of_the_latest_instant_for_some_contacts_or_all(tmp_path):
+    store = SQLiteProjectionStore(tmp_path / "p.db")
+    with store.session() as s:
+        s.insert_transitions(
+            [
+                ("s", "c1", "entered", 100, 1, "event", 1),
+                ("s", "c1", "exited", 200, 1, "time", None),
+                ("s", "c2", "entered", 200, 1, "event", 2),
+                ("t", "c3", "entered", 200, 1, "event", 2),
+            ]
+        )
+        s.advance(2, 200)
+    with store.session() as s:
+        assert [(x.segment_id, x.contact_id) for x in s.transitions_at(200)] == [
+            ("s", "c1"),
+            ("s", "c2"),
+            ("t", "c3"),
+        ]
+        assert [(x.contact_id, x.kind) for x in s.transitions_at(200, ["c1", "c3"])] == [
+            ("c1", "exited"),
+            ("c3", "entered"),
+        ]
+        assert s.transitions_at(200, ["c4"]) == []
+        assert s.transitions_at(200, []) == []
+    store.close()
