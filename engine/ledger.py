@@ -3,9 +3,17 @@ the contacts of an instant, changed in memory, written back in bulk."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
-from eventstore.projection import Cause, Forecast, ProjectionSession, TransitionRecord
+from eventstore.projection import (
+    BY_TIME,
+    ENTERED,
+    EXITED,
+    Cause,
+    Forecast,
+    ProjectionSession,
+    TransitionRecord,
+)
 
 Key = tuple[str, str]  # (segment id, contact id)
 
@@ -100,6 +108,50 @@ class Ledger:
             if self.earliest_new_due is None or due < self.earliest_new_due:
                 self.earliest_new_due = due
         self._due_writes[key] = due
+
+    def settle_foreseen(
+        self, segment_id: str, rule_version: int, t: int, rows: Sequence[tuple[str, Forecast]]
+    ) -> list[TransitionRecord]:
+        """At their deadline t, make each contact's membership what its forecast brings, and
+        set the next deadline (without a forecast); the transitions made, written with the next
+        flush. The same as set_member, add_transition and set_deadline row by row, in bulk:
+        a second can bring a hundred thousand. None of the rows may have a transition at t."""
+        if not rows:
+            return []
+        if self._last_id is None:
+            self._last_id = self.session.last_transition_id()
+        members, due_of, forecasts = self._members, self._due, self._forecasts
+        member_writes, due_writes = self._member_writes, self._due_writes
+        made = []
+        for contact, forecast in rows:
+            key = (segment_id, contact)
+            self._read(segment_id, contact)
+            then = forecast.then_member
+            if then != (key in members):
+                self._last_id += 1
+                kind = ENTERED if then else EXITED
+                made.append(
+                    TransitionRecord(
+                        segment_id, contact, kind, t, rule_version, BY_TIME, self._last_id
+                    )
+                )
+                if then:
+                    members.add(key)
+                    member_writes[key] = t
+                else:
+                    members.discard(key)
+                    member_writes[key] = None
+            forecasts.pop(key, None)
+            due = forecast.then_due
+            due_writes[key] = due
+            if due is None:
+                due_of.pop(key, None)
+            else:
+                due_of[key] = due
+                if self.earliest_new_due is None or due < self.earliest_new_due:
+                    self.earliest_new_due = due
+        self._transitions += made
+        return made
 
     def add_transition(
         self,

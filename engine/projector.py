@@ -22,7 +22,7 @@ import itertools
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from engine.evaluate import Context, Explanation, Outcome, evaluate_member
@@ -44,6 +44,7 @@ from engine.segments import (
 )
 from eventstore.interface import EventStore, StoredEvent
 from eventstore.projection import (
+    BY_TIME,
     ENTERED,
     EXITED,
     Cause,
@@ -55,7 +56,6 @@ from eventstore.projection import (
 )
 
 CONTACT_STREAM = "contact:"
-BY_TIME = Cause("time")
 CAUSE_OF_DEFINITION = {
     SEGMENT_DEFINED: "created",
     SEGMENT_RULE_CHANGED: "rule_changed",
@@ -628,13 +628,24 @@ class Projector:
     def _fire(
         self, session: ProjectionSession, t: int, rows: list[tuple[str, str, Forecast | None]]
     ) -> None:
-        self._transitions_at(session, t, (contact for _, contact, _ in rows))
+        at_t = self._transitions_at(session, t, (contact for _, contact, _ in rows))
         by_segment: dict[str, list[tuple[str, Forecast | None]]] = {}
         for segment_id, contact, forecast in rows:
             by_segment.setdefault(segment_id, []).append((contact, forecast))
         for segment in self.registry.live():
+            foreseen: list[tuple[str, Forecast]] = []
+            rest: list[tuple[str, Forecast | None]] = []
             for contact, forecast in by_segment.get(segment.id, ()):
+                if forecast is not None and self.forecasts and (segment.id, contact) not in at_t:
+                    foreseen.append((contact, forecast))
+                else:
+                    rest.append((contact, forecast))
+            # Contacts are independent within a segment: what was foreseen, in bulk first.
+            for record in self.ledger.settle_foreseen(segment.id, segment.version, t, foreseen):
+                at_t[(segment.id, record.contact_id)] = record
+            for contact, forecast in rest:
                 if forecast is not None and self.forecasts:
+                    # A change at t already: _settle nets it out.
                     self._settle(session, segment, contact, t, forecast.then_member, None, {})
                     self.ledger.set_deadline(segment.id, contact, forecast.then_due)
                     continue
@@ -700,7 +711,7 @@ class Projector:
                 new_cause = Cause(kinds[cause], cause)
                 self.ledger.flush()
                 session.revise_transition(earlier.id, new_cause, segment.version)  # type: ignore[arg-type]
-                at_t[key] = replace(earlier, cause=new_cause, rule_version=segment.version)
+                at_t[key] = earlier._replace(cause=new_cause, rule_version=segment.version)
             return
         if earlier is not None:
             # The instant took back its own change: the contact is where it was before t.

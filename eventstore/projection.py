@@ -25,9 +25,12 @@ class Cause:
     position: int | None = None
 
 
-@dataclass(frozen=True)
-class TransitionRecord:
-    """A contact entering or leaving a segment at an instant."""
+BY_TIME = Cause("time")  # a window boundary, a recency threshold or a date reached
+
+
+class TransitionRecord(NamedTuple):
+    """A contact entering or leaving a segment at an instant (a tuple: made by the hundred
+    thousand when a second's deadlines fall due)."""
 
     segment_id: str
     contact_id: str
