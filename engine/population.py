@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any, Protocol
@@ -72,6 +72,15 @@ class ContactViews(Protocol):
     def value_groups(self, prop: str, until: int) -> tuple[list[tuple[str, list[str]]], list[str]]:
         """The contacts whose latest value of a property was set by `until`, grouped by its
         JSON text; and the contacts whose latest value was set after it."""
+        ...
+
+    def value_texts(self, prop: str, until: int) -> list[str]:
+        """The distinct JSON texts of the latest values of a property set by `until`."""
+        ...
+
+    def holders(self, prop: str, until: int, texts: Sequence[str]) -> tuple[list[str], list[str]]:
+        """The contacts whose latest value of a property, set by `until`, is one of `texts`;
+        and the contacts whose latest value was set after it."""
         ...
 
     def last_events(self, after: int | None, until: int | None) -> Mapping[str, int]:
@@ -396,16 +405,38 @@ class SetEvaluator:
             groups += [(value, [contact]) for contact, value in found]
         return groups
 
+    def _viewed(self, prop: str, holds: Callable[[Any], bool]) -> set[str]:
+        """With the contact view: the existing contacts for which `holds` is true. Each
+        distinct value is decoded and tested once, then the view returns only the contacts of
+        the values that decide (failing ones if the unknown passes, else passing ones)."""
+        assert self.views is not None
+        unknown = holds(None)
+        texts = self.views.value_texts(prop, self.t)
+        chosen = [text for text in texts if holds(json.loads(text)) != unknown]
+        picked, later = self.views.holders(prop, self.t, chosen)
+        if later:  # their latest value comes after t: the log has the one before
+            found = self.q.property_values(prop, self.t, self.max_position, later)
+            picked += [contact for contact, value in found if holds(value) != unknown]
+        # A value set at or before t: its contact exists.
+        return self.existing.difference(picked) if unknown else set(picked)
+
     def _property(self, node: a.Condition) -> Answer:
         prop: str = node.prop  # type: ignore[union-attr]
-        groups = self._values(prop)
         holds = _memoized(compile_value_test(node), self.t)
-        if holds(None):  # the unknown passes: everyone but those whose value fails
-            members = self.existing.difference(
-                *(contacts for value, contacts in groups if not holds(value))
-            )
-        else:  # a value set at or before t: its contact exists
-            members = set(itertools.chain.from_iterable(c for value, c in groups if holds(value)))
+        ago_bounds = self.want_bounds and isinstance(node, a.Ago)
+        groups: list[tuple[Any, list[str]]] = []
+        if self.views is not None and not ago_bounds:
+            members = self._viewed(prop, holds)
+        else:
+            groups = self._values(prop)
+            if holds(None):  # the unknown passes: everyone but those whose value fails
+                members = self.existing.difference(
+                    *(contacts for value, contacts in groups if not holds(value))
+                )
+            else:  # a value set at or before t: its contact exists
+                members = set(
+                    itertools.chain.from_iterable(c for value, c in groups if holds(value))
+                )
         bounds: Bounds = {}
         if self.want_bounds:
             for contact, instant in self.q.property_changes_after(prop, self.t, self.max_position):

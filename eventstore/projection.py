@@ -179,6 +179,15 @@ class ProjectionSession(Protocol):
         JSON text; and the contacts whose latest value was set after it."""
         ...
 
+    def value_texts(self, prop: str, until: int) -> list[str]:
+        """The distinct JSON texts of the latest values of a property set by `until`."""
+        ...
+
+    def holders(self, prop: str, until: int, texts: Sequence[str]) -> tuple[list[str], list[str]]:
+        """The contacts whose latest value of a property, set by `until`, is one of `texts`;
+        and the contacts whose latest value was set after it."""
+        ...
+
     def last_events(self, after: int | None, until: int | None) -> dict[str, int]:
         """The contacts whose latest event occurred in (after, until] (None: unbounded), with
         its instant."""
@@ -277,6 +286,15 @@ class ProjectionStore(Protocol):
     def value_groups(self, prop: str, until: int) -> tuple[list[tuple[str, list[str]]], list[str]]:
         """The contacts whose latest value of a property was set by `until`, grouped by its
         JSON text; and the contacts whose latest value was set after it."""
+        ...
+
+    def value_texts(self, prop: str, until: int) -> list[str]:
+        """The distinct JSON texts of the latest values of a property set by `until`."""
+        ...
+
+    def holders(self, prop: str, until: int, texts: Sequence[str]) -> tuple[list[str], list[str]]:
+        """The contacts whose latest value of a property, set by `until`, is one of `texts`;
+        and the contacts whose latest value was set after it."""
         ...
 
     def last_events(self, after: int | None, until: int | None) -> dict[str, int]:

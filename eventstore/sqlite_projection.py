@@ -143,14 +143,36 @@ def value_groups(
             (prop, until),
         )
     ]
-    later = [
-        row[0]
-        for row in conn.execute(
-            "SELECT contact_id FROM contact_values WHERE prop = ? AND occurred_at > ?",
-            (prop, until),
-        )
-    ]
-    return groups, later
+    return groups, _set_after(conn, prop, until)
+
+
+def value_texts(conn: sqlite3.Connection, prop: str, until: int) -> list[str]:
+    """The distinct JSON texts of the latest values of a property set by `until`."""
+    rows = conn.execute(
+        "SELECT DISTINCT value FROM contact_values WHERE prop = ? AND occurred_at <= ?",
+        (prop, until),
+    )
+    return [row[0] for row in rows]
+
+
+def holders(
+    conn: sqlite3.Connection, prop: str, until: int, texts: Sequence[str]
+) -> tuple[list[str], list[str]]:
+    """The contacts whose latest value of a property, set by `until`, is one of `texts`; and
+    the contacts whose latest value was set after it."""
+    (found,) = conn.execute(
+        "SELECT json_group_array(contact_id) FROM contact_values WHERE prop = ?"
+        " AND occurred_at <= ? AND value IN (SELECT value FROM json_each(?))",
+        (prop, until, json.dumps(list(texts))),
+    ).fetchone()
+    return json.loads(found), _set_after(conn, prop, until)
+
+
+def _set_after(conn: sqlite3.Connection, prop: str, until: int) -> list[str]:
+    rows = conn.execute(
+        "SELECT contact_id FROM contact_values WHERE prop = ? AND occurred_at > ?", (prop, until)
+    )
+    return [row[0] for row in rows]
 
 
 def started_by(conn: sqlite3.Connection, until: int) -> set[str]:
@@ -406,6 +428,15 @@ class SQLiteProjectionSession(SQLiteTransaction):
         """Contacts by the JSON text of their latest value set by `until`; those set after."""
         return value_groups(self.conn, prop, until)
 
+    def value_texts(self, prop: str, until: int) -> list[str]:
+        """The distinct JSON texts of the latest values of a property set by `until`."""
+        return value_texts(self.conn, prop, until)
+
+    def holders(self, prop: str, until: int, texts: Sequence[str]) -> tuple[list[str], list[str]]:
+        """The contacts whose latest value of a property, set by `until`, is one of `texts`;
+        and the contacts whose latest value was set after it."""
+        return holders(self.conn, prop, until, texts)
+
     def contacts(self) -> list[str]:
         """Every known contact."""
         return [r[0] for r in self.conn.execute("SELECT contact_id FROM contacts")]
@@ -573,6 +604,15 @@ class SQLiteProjectionStore:
     def value_groups(self, prop: str, until: int) -> tuple[list[tuple[str, list[str]]], list[str]]:
         """Contacts by the JSON text of their latest value set by `until`; those set after."""
         return value_groups(self._conn(), prop, until)
+
+    def value_texts(self, prop: str, until: int) -> list[str]:
+        """The distinct JSON texts of the latest values of a property set by `until`."""
+        return value_texts(self._conn(), prop, until)
+
+    def holders(self, prop: str, until: int, texts: Sequence[str]) -> tuple[list[str], list[str]]:
+        """The contacts whose latest value of a property, set by `until`, is one of `texts`;
+        and the contacts whose latest value was set after it."""
+        return holders(self._conn(), prop, until, texts)
 
     def last_events(self, after: int | None, until: int | None) -> dict[str, int]:
         """The contacts whose latest event occurred in (after, until], with its instant."""

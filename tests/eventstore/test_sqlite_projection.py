@@ -48,6 +48,12 @@ def test_the_contact_view_keeps_each_latest_assignment(tmp_path):
     # leaves its contact to the log.
     assert sorted(store.value_groups("country", 800)[0]) == [('"DE"', ["c1"]), ("null", ["c2"])]
     assert store.value_groups("country", 750) == ([("null", ["c2"])], ["c1"])
+    # Or the distinct values first, then only the contacts of the values asked for.
+    assert sorted(store.value_texts("country", 800)) == ['"DE"', "null"]
+    assert store.holders("country", 800, ['"DE"']) == (["c1"], [])
+    assert store.holders("country", 800, []) == ([], [])
+    assert store.value_texts("country", 750) == ["null"]
+    assert store.holders("country", 750, ['"DE"', "null"]) == (["c2"], ["c1"])
     store.close()
 
 
