@@ -11,9 +11,10 @@ from collections.abc import Callable, Mapping
 
 from engine.evaluate import Context, Explanation, Outcome, evaluate_member, explain_member
 from engine.history import History
-from engine.population import Answer, ContactsAt, ContactStarts, ContactViews, SetEvaluator
+from engine.population import Answer, ContactsAt, SetEvaluator
 from engine.segments import DYNAMIC, MEMBERS_ADDED, STATIC_EDIT_TYPES, Registry, Segment
 from eventstore.population import PopulationQueries
+from eventstore.projection import ContactReads
 from grammar import ast as a
 
 StaticEdits = Callable[[str], list]  # segment id -> its static-list edit events (StoredEvent)
@@ -84,11 +85,11 @@ class AsOfSets:
         self,
         registry: Registry,
         queries: PopulationQueries,
-        starts: ContactStarts,
+        starts: ContactReads,
         t: int,
         max_position: int,
         edits: StaticEdits,
-        views: ContactViews | None = None,
+        views: ContactReads | None = None,
     ) -> None:
         self.registry = registry
         self.views = views

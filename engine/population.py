@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any, Protocol
@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from engine.evaluate import COUNT_TESTS, compile_filter, compile_value_test
 from engine.values import compare, instant_of, is_number
 from eventstore.population import EventRange, PopulationQueries
+from eventstore.projection import ContactReads
 from grammar import ast as a
 
 Bounds = dict[str, int]
@@ -34,23 +35,11 @@ class Answer:
     all_exist: bool = True
 
 
-class ContactStarts(Protocol):
-    """When each known contact's first event occurred."""
-
-    def started_by(self, until: int) -> set[str]:
-        """The contacts whose first event occurred at or before `until`."""
-        ...
-
-    def first_events(self, after: int | None, until: int | None) -> Mapping[str, int]:
-        """The contacts whose first event occurred in (after, until], with its instant."""
-        ...
-
-
 class ContactsAt:
     """The contacts that exist at t, and those that start later: read when first needed (a
     rule made of event clauses only needs neither), then kept."""
 
-    def __init__(self, starts: ContactStarts, t: int) -> None:
+    def __init__(self, starts: ContactReads, t: int) -> None:
         self.starts = starts
         self.t = t
 
@@ -63,29 +52,6 @@ class ContactsAt:
     def not_yet(self) -> Mapping[str, int]:
         """The contacts whose first event comes after t, with its instant."""
         return self.starts.first_events(self.t, None)
-
-
-class ContactViews(Protocol):
-    """The projection's view of contacts: each property's latest value, each contact's last
-    event. Faster than the log for instants after what they record."""
-
-    def value_groups(self, prop: str, until: int) -> tuple[list[tuple[str, list[str]]], list[str]]:
-        """The contacts whose latest value of a property was set by `until`, grouped by its
-        JSON text; and the contacts whose latest value was set after it."""
-        ...
-
-    def value_texts(self, prop: str, until: int) -> list[str]:
-        """The distinct JSON texts of the latest values of a property set by `until`."""
-        ...
-
-    def holders(self, prop: str, until: int, texts: Sequence[str]) -> tuple[list[str], list[str]]:
-        """The contacts whose latest value of a property, set by `until`, is one of `texts`;
-        and the contacts whose latest value was set after it."""
-        ...
-
-    def last_events(self, after: int | None, until: int | None) -> Mapping[str, int]:
-        """The contacts whose latest event occurred in (after, until], with its instant."""
-        ...
 
 
 class SegmentSets(Protocol):
@@ -162,7 +128,7 @@ class SetEvaluator:
         segments: SegmentSets | None = None,
         *,
         bounds: bool = True,
-        views: ContactViews | None = None,
+        views: ContactReads | None = None,
     ) -> None:
         self.q = queries
         self.contacts = contacts

@@ -71,7 +71,48 @@ class DefinitionRecord:
     data: dict[str, Any]
 
 
-class ProjectionSession(Protocol):
+class ContactReads(Protocol):
+    """The projection's view of contacts, for set-wise questions: when each one's first and
+    latest events occurred, and each property's latest value (faster than scanning the log)."""
+
+    def contacts(self) -> list[str]:
+        """Every known contact."""
+        ...
+
+    def started_by(self, until: int) -> set[str]:
+        """The contacts whose first event occurred at or before `until`."""
+        ...
+
+    def first_events(self, after: int | None, until: int | None) -> dict[str, int]:
+        """The contacts whose first event occurred in (after, until] (None: unbounded), with
+        its instant."""
+        ...
+
+    def last_events(self, after: int | None, until: int | None) -> dict[str, int]:
+        """The contacts whose latest event occurred in (after, until] (None: unbounded), with
+        its instant."""
+        ...
+
+    def values_of(self, prop: str) -> Iterator[tuple[str, str, int]]:
+        """(contact, value as JSON, occurred_at) of each contact's latest assignment of a prop."""
+        ...
+
+    def value_groups(self, prop: str, until: int) -> tuple[list[tuple[str, list[str]]], list[str]]:
+        """The contacts whose latest value of a property was set by `until`, grouped by its
+        JSON text; and the contacts whose latest value was set after it."""
+        ...
+
+    def value_texts(self, prop: str, until: int) -> list[str]:
+        """The distinct JSON texts of the latest values of a property set by `until`."""
+        ...
+
+    def holders(self, prop: str, until: int, texts: Sequence[str]) -> tuple[list[str], list[str]]:
+        """The contacts whose latest value of a property, set by `until`, is one of `texts`;
+        and the contacts whose latest value was set after it."""
+        ...
+
+
+class ProjectionSession(ContactReads, Protocol):
     """One write transaction on the projection."""
 
     position: int
@@ -170,42 +211,6 @@ class ProjectionSession(Protocol):
         """(contact, prop, value, occurred_at, position): keep each latest assignment."""
         ...
 
-    def values_of(self, prop: str) -> Iterator[tuple[str, str, int]]:
-        """(contact, value as JSON, occurred_at) of each contact's latest assignment of a prop."""
-        ...
-
-    def value_groups(self, prop: str, until: int) -> tuple[list[tuple[str, list[str]]], list[str]]:
-        """The contacts whose latest value of a property was set by `until`, grouped by its
-        JSON text; and the contacts whose latest value was set after it."""
-        ...
-
-    def value_texts(self, prop: str, until: int) -> list[str]:
-        """The distinct JSON texts of the latest values of a property set by `until`."""
-        ...
-
-    def holders(self, prop: str, until: int, texts: Sequence[str]) -> tuple[list[str], list[str]]:
-        """The contacts whose latest value of a property, set by `until`, is one of `texts`;
-        and the contacts whose latest value was set after it."""
-        ...
-
-    def last_events(self, after: int | None, until: int | None) -> dict[str, int]:
-        """The contacts whose latest event occurred in (after, until] (None: unbounded), with
-        its instant."""
-        ...
-
-    def contacts(self) -> list[str]:
-        """Every known contact."""
-        ...
-
-    def started_by(self, until: int) -> set[str]:
-        """The contacts whose first event occurred at or before `until`."""
-        ...
-
-    def first_events(self, after: int | None, until: int | None) -> dict[str, int]:
-        """The contacts whose first event occurred in (after, until] (None: unbounded), with
-        its instant."""
-        ...
-
     def member_set(self, segment_id: str) -> set[str]:
         """Every current member."""
         ...
@@ -243,7 +248,7 @@ class ProjectionSession(Protocol):
         ...
 
 
-class ProjectionStore(Protocol):
+class ProjectionStore(ContactReads, Protocol):
     """Where a membership projection lives."""
 
     def session(self) -> AbstractContextManager[ProjectionSession]:
@@ -264,42 +269,6 @@ class ProjectionStore(Protocol):
 
     def definitions_position(self) -> int:
         """The position of the newest kept definition event, 0 if none."""
-        ...
-
-    def contacts(self) -> list[str]:
-        """Every known contact."""
-        ...
-
-    def started_by(self, until: int) -> set[str]:
-        """The contacts whose first event occurred at or before `until`."""
-        ...
-
-    def first_events(self, after: int | None, until: int | None) -> dict[str, int]:
-        """The contacts whose first event occurred in (after, until] (None: unbounded), with
-        its instant."""
-        ...
-
-    def values_of(self, prop: str) -> Iterator[tuple[str, str, int]]:
-        """(contact, value as JSON, occurred_at) of each contact's latest assignment of a prop."""
-        ...
-
-    def value_groups(self, prop: str, until: int) -> tuple[list[tuple[str, list[str]]], list[str]]:
-        """The contacts whose latest value of a property was set by `until`, grouped by its
-        JSON text; and the contacts whose latest value was set after it."""
-        ...
-
-    def value_texts(self, prop: str, until: int) -> list[str]:
-        """The distinct JSON texts of the latest values of a property set by `until`."""
-        ...
-
-    def holders(self, prop: str, until: int, texts: Sequence[str]) -> tuple[list[str], list[str]]:
-        """The contacts whose latest value of a property, set by `until`, is one of `texts`;
-        and the contacts whose latest value was set after it."""
-        ...
-
-    def last_events(self, after: int | None, until: int | None) -> dict[str, int]:
-        """The contacts whose latest event occurred in (after, until] (None: unbounded), with
-        its instant."""
         ...
 
     def member_page(self, segment_id: str, after: str | None, limit: int) -> list[tuple[str, int]]:

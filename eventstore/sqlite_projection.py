@@ -120,92 +120,109 @@ def _drop(conn: sqlite3.Connection) -> None:
         conn.execute("DELETE FROM projection_checkpoints WHERE name = ?", (NAME,))
 
 
-def values_of(conn: sqlite3.Connection, prop: str) -> Iterator[tuple[str, str, int]]:
-    """(contact, value as JSON, occurred_at) of each contact's latest assignment of a prop."""
-    return iter(
-        conn.execute(
-            "SELECT contact_id, value, occurred_at FROM contact_values WHERE prop = ?", (prop,)
+class SQLiteContactReads:
+    """The contact view's questions, asked on the connection the class reads with (a
+    session's own transaction, or the store's per-thread connection)."""
+
+    def _reader(self) -> sqlite3.Connection:
+        raise NotImplementedError
+
+    def contacts(self) -> list[str]:
+        """Every known contact."""
+        return [r[0] for r in self._reader().execute("SELECT contact_id FROM contacts")]
+
+    def started_by(self, until: int) -> set[str]:
+        """The contacts whose first event occurred at or before `until`."""
+        # One JSON text decodes faster than as many rows: this can be every contact.
+        (found,) = (
+            self._reader()
+            .execute(
+                "SELECT json_group_array(contact_id) FROM contacts WHERE exists_from <= ?",
+                (until,),
+            )
+            .fetchone()
         )
-    )
+        return set(json.loads(found))
 
+    def first_events(self, after: int | None, until: int | None) -> dict[str, int]:
+        """The contacts whose first event occurred in (after, until], with its instant."""
+        return self._between("exists_from", after, until)
 
-def value_groups(
-    conn: sqlite3.Connection, prop: str, until: int
-) -> tuple[list[tuple[str, list[str]]], list[str]]:
-    """The contacts whose latest value of a property was set by `until`, grouped by its JSON
-    text; and the contacts whose latest value was set after it."""
-    # A property takes few distinct values: few groups come back.
-    groups = [
-        (text, json.loads(contacts))
-        for text, contacts in conn.execute(
-            "SELECT value, json_group_array(contact_id) FROM contact_values"
-            " WHERE prop = ? AND occurred_at <= ? GROUP BY value",
+    def last_events(self, after: int | None, until: int | None) -> dict[str, int]:
+        """The contacts whose latest event occurred in (after, until], with its instant."""
+        return self._between("last_seen", after, until)
+
+    def _between(self, column: str, after: int | None, until: int | None) -> dict[str, int]:
+        lo = -(1 << 63) if after is None else after
+        hi = (1 << 63) - 1 if until is None else until
+        return dict(
+            self._reader().execute(
+                f"SELECT contact_id, {column} FROM contacts WHERE {column} > ? AND {column} <= ?",
+                (lo, hi),
+            )
+        )
+
+    def values_of(self, prop: str) -> Iterator[tuple[str, str, int]]:
+        """(contact, value as JSON, occurred_at) of each contact's latest assignment of a prop."""
+        return iter(
+            self._reader().execute(
+                "SELECT contact_id, value, occurred_at FROM contact_values WHERE prop = ?", (prop,)
+            )
+        )
+
+    def value_groups(self, prop: str, until: int) -> tuple[list[tuple[str, list[str]]], list[str]]:
+        """The contacts whose latest value of a property was set by `until`, grouped by its
+        JSON text; and the contacts whose latest value was set after it."""
+        # A property takes few distinct values: few groups come back.
+        groups = [
+            (text, json.loads(contacts))
+            for text, contacts in self._reader().execute(
+                "SELECT value, json_group_array(contact_id) FROM contact_values"
+                " WHERE prop = ? AND occurred_at <= ? GROUP BY value",
+                (prop, until),
+            )
+        ]
+        return groups, self._set_after(prop, until)
+
+    def value_texts(self, prop: str, until: int) -> list[str]:
+        """The distinct JSON texts of the latest values of a property set by `until`."""
+        rows = self._reader().execute(
+            "SELECT DISTINCT value FROM contact_values WHERE prop = ? AND occurred_at <= ?",
             (prop, until),
         )
-    ]
-    return groups, _set_after(conn, prop, until)
+        return [row[0] for row in rows]
 
-
-def value_texts(conn: sqlite3.Connection, prop: str, until: int) -> list[str]:
-    """The distinct JSON texts of the latest values of a property set by `until`."""
-    rows = conn.execute(
-        "SELECT DISTINCT value FROM contact_values WHERE prop = ? AND occurred_at <= ?",
-        (prop, until),
-    )
-    return [row[0] for row in rows]
-
-
-def holders(
-    conn: sqlite3.Connection, prop: str, until: int, texts: Sequence[str]
-) -> tuple[list[str], list[str]]:
-    """The contacts whose latest value of a property, set by `until`, is one of `texts`; and
-    the contacts whose latest value was set after it."""
-    (found,) = conn.execute(
-        "SELECT json_group_array(contact_id) FROM contact_values WHERE prop = ?"
-        " AND occurred_at <= ? AND value IN (SELECT value FROM json_each(?))",
-        (prop, until, json.dumps(list(texts))),
-    ).fetchone()
-    return json.loads(found), _set_after(conn, prop, until)
-
-
-def _set_after(conn: sqlite3.Connection, prop: str, until: int) -> list[str]:
-    rows = conn.execute(
-        "SELECT contact_id FROM contact_values WHERE prop = ? AND occurred_at > ?", (prop, until)
-    )
-    return [row[0] for row in rows]
-
-
-def started_by(conn: sqlite3.Connection, until: int) -> set[str]:
-    """The contacts whose first event occurred at or before `until`."""
-    # One JSON text decodes faster than as many rows: this can be every contact.
-    (found,) = conn.execute(
-        "SELECT json_group_array(contact_id) FROM contacts WHERE exists_from <= ?", (until,)
-    ).fetchone()
-    return set(json.loads(found))
-
-
-def contacts_between(
-    conn: sqlite3.Connection, which: str, after: int | None, until: int | None
-) -> dict[str, int]:
-    """The contacts whose first ("first") or latest ("last") event occurred in (after, until]
-    (None: unbounded), with its occurred_at."""
-    column = {"first": "exists_from", "last": "last_seen"}[which]
-    lo = -(1 << 63) if after is None else after
-    hi = (1 << 63) - 1 if until is None else until
-    return dict(
-        conn.execute(
-            f"SELECT contact_id, {column} FROM contacts WHERE {column} > ? AND {column} <= ?",
-            (lo, hi),
+    def holders(self, prop: str, until: int, texts: Sequence[str]) -> tuple[list[str], list[str]]:
+        """The contacts whose latest value of a property, set by `until`, is one of `texts`;
+        and the contacts whose latest value was set after it."""
+        (found,) = (
+            self._reader()
+            .execute(
+                "SELECT json_group_array(contact_id) FROM contact_values WHERE prop = ?"
+                " AND occurred_at <= ? AND value IN (SELECT value FROM json_each(?))",
+                (prop, until, json.dumps(list(texts))),
+            )
+            .fetchone()
         )
-    )
+        return json.loads(found), self._set_after(prop, until)
+
+    def _set_after(self, prop: str, until: int) -> list[str]:
+        rows = self._reader().execute(
+            "SELECT contact_id FROM contact_values WHERE prop = ? AND occurred_at > ?",
+            (prop, until),
+        )
+        return [row[0] for row in rows]
 
 
-class SQLiteProjectionSession(SQLiteTransaction):
+class SQLiteProjectionSession(SQLiteContactReads, SQLiteTransaction):
     """One write transaction on the projection tables, with the projection's checkpoint."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         super().__init__(conn, NAME)
         self.conn = conn
+
+    def _reader(self) -> sqlite3.Connection:
+        return self.conn
 
     def save_definition(self, record: DefinitionRecord) -> None:
         """Keep a segment definition event."""
@@ -420,39 +437,6 @@ class SQLiteProjectionSession(SQLiteTransaction):
             encoded,
         )
 
-    def values_of(self, prop: str) -> Iterator[tuple[str, str, int]]:
-        """(contact, value as JSON, occurred_at) of each contact's latest assignment of a prop."""
-        return values_of(self.conn, prop)
-
-    def value_groups(self, prop: str, until: int) -> tuple[list[tuple[str, list[str]]], list[str]]:
-        """Contacts by the JSON text of their latest value set by `until`; those set after."""
-        return value_groups(self.conn, prop, until)
-
-    def value_texts(self, prop: str, until: int) -> list[str]:
-        """The distinct JSON texts of the latest values of a property set by `until`."""
-        return value_texts(self.conn, prop, until)
-
-    def holders(self, prop: str, until: int, texts: Sequence[str]) -> tuple[list[str], list[str]]:
-        """The contacts whose latest value of a property, set by `until`, is one of `texts`;
-        and the contacts whose latest value was set after it."""
-        return holders(self.conn, prop, until, texts)
-
-    def contacts(self) -> list[str]:
-        """Every known contact."""
-        return [r[0] for r in self.conn.execute("SELECT contact_id FROM contacts")]
-
-    def started_by(self, until: int) -> set[str]:
-        """The contacts whose first event occurred at or before `until`."""
-        return started_by(self.conn, until)
-
-    def first_events(self, after: int | None, until: int | None) -> dict[str, int]:
-        """The contacts whose first event occurred in (after, until], with its instant."""
-        return contacts_between(self.conn, "first", after, until)
-
-    def last_events(self, after: int | None, until: int | None) -> dict[str, int]:
-        """The contacts whose latest event occurred in (after, until], with its instant."""
-        return contacts_between(self.conn, "last", after, until)
-
     def known_contacts(self, contact_ids: Sequence[str]) -> set[str]:
         """Those of the contacts the projection knows already."""
         rows = self.conn.execute(
@@ -530,7 +514,7 @@ class SQLiteProjectionSession(SQLiteTransaction):
         )
 
 
-class SQLiteProjectionStore:
+class SQLiteProjectionStore(SQLiteContactReads):
     """The membership projection in one SQLite file."""
 
     def __init__(
@@ -564,6 +548,9 @@ class SQLiteProjectionStore:
     def _conn(self) -> sqlite3.Connection:
         return self._connections.get()
 
+    def _reader(self) -> sqlite3.Connection:
+        return self._connections.get()
+
     def definitions(self) -> list[DefinitionRecord]:
         """Every kept segment definition event, in log order."""
         rows = self._conn().execute(
@@ -584,39 +571,6 @@ class SQLiteProjectionStore:
         """The position of the newest kept definition event, 0 if none."""
         row = self._conn().execute("SELECT max(position) FROM segment_definitions").fetchone()
         return row[0] or 0
-
-    def contacts(self) -> list[str]:
-        """Every known contact."""
-        return [r[0] for r in self._conn().execute("SELECT contact_id FROM contacts")]
-
-    def started_by(self, until: int) -> set[str]:
-        """The contacts whose first event occurred at or before `until`."""
-        return started_by(self._conn(), until)
-
-    def first_events(self, after: int | None, until: int | None) -> dict[str, int]:
-        """The contacts whose first event occurred in (after, until], with its instant."""
-        return contacts_between(self._conn(), "first", after, until)
-
-    def values_of(self, prop: str) -> Iterator[tuple[str, str, int]]:
-        """(contact, value as JSON, occurred_at) of each contact's latest assignment of a prop."""
-        return values_of(self._conn(), prop)
-
-    def value_groups(self, prop: str, until: int) -> tuple[list[tuple[str, list[str]]], list[str]]:
-        """Contacts by the JSON text of their latest value set by `until`; those set after."""
-        return value_groups(self._conn(), prop, until)
-
-    def value_texts(self, prop: str, until: int) -> list[str]:
-        """The distinct JSON texts of the latest values of a property set by `until`."""
-        return value_texts(self._conn(), prop, until)
-
-    def holders(self, prop: str, until: int, texts: Sequence[str]) -> tuple[list[str], list[str]]:
-        """The contacts whose latest value of a property, set by `until`, is one of `texts`;
-        and the contacts whose latest value was set after it."""
-        return holders(self._conn(), prop, until, texts)
-
-    def last_events(self, after: int | None, until: int | None) -> dict[str, int]:
-        """The contacts whose latest event occurred in (after, until], with its instant."""
-        return contacts_between(self._conn(), "last", after, until)
 
     def member_page(self, segment_id: str, after: str | None, limit: int) -> list[tuple[str, int]]:
         """Current members (contact_id, since) in contact order, after a cursor."""
