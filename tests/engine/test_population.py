@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from engine.evaluate import Context, compile_rule, evaluate_member
 from engine.history import Event, History
-from engine.population import ContactsAt, SetEvaluator, required_texts
+from engine.population import Answer, ContactsAt, SetEvaluator, required_texts
 from engine.projector import Projector
 from eventstore.interface import NewEvent
 from eventstore.sqlite import SQLiteEventStore
@@ -33,6 +33,21 @@ def _store(path, per_contact: dict[str, list[Event]]) -> SQLiteEventStore:
     if batch:
         store.append(batch)
     return store
+
+
+def _members(
+    store: SQLiteEventStore,
+    contacts: ContactsAt,
+    rule: a.Condition,
+    *,
+    bounds: bool = True,
+    views: SQLiteProjectionStore | None = None,
+) -> Answer:
+    """A rule's set-wise answer over the whole log."""
+    queries = SQLitePopulationQueries(store.connection)
+    return SetEvaluator(
+        queries, contacts, store.last_position(), bounds=bounds, views=views
+    ).members(rule)
 
 
 def _as_stored(store: SQLiteEventStore) -> dict[str, list[Event]]:
@@ -60,20 +75,12 @@ def test_set_wise_members_equal_per_contact_members(tmp_path_factory, rule, grou
     projection = SQLiteProjectionStore(store.path)
     Projector(store, projection).advance(BASE)
 
-    answer = SetEvaluator(
-        SQLitePopulationQueries(store.connection), ContactsAt(projection, t), store.last_position()
-    ).members(rule)
+    answer = _members(store, ContactsAt(projection, t), rule)
     # The same question answered with the projection's contact view (latest values, last
     # events), which must fall back to the log for values set after t; and without the
     # deadlines, as previews and as-of queries ask it.
     for bounds in (True, False):
-        viewed = SetEvaluator(
-            SQLitePopulationQueries(store.connection),
-            ContactsAt(projection, t),
-            store.last_position(),
-            bounds=bounds,
-            views=projection,
-        ).members(rule)
+        viewed = _members(store, ContactsAt(projection, t), rule, bounds=bounds, views=projection)
         assert viewed.members == answer.members
 
     node = compile_rule(rule)
@@ -115,12 +122,7 @@ def test_values_shared_by_many_contacts_are_tested_by_type_as_well(tmp_path):
         (a.Known("score", True), set(given_values)),
     ):
         for views in (None, projection):
-            answer = SetEvaluator(
-                SQLitePopulationQueries(store.connection),
-                ContactsAt(projection, BASE),
-                store.last_position(),
-                views=views,
-            ).members(rule)
+            answer = _members(store, ContactsAt(projection, BASE), rule, views=views)
             assert answer.members == expected, (rule, views)
 
 
@@ -142,18 +144,10 @@ def test_a_clause_and_a_negated_one_never_read_every_contact(tmp_path):
     )
     for bounds in (True, False):
         contacts = ContactsAt(projection, BASE)
-        answer = SetEvaluator(
-            SQLitePopulationQueries(store.connection),
-            contacts,
-            store.last_position(),
-            bounds=bounds,
-            views=projection,
-        ).members(rule)
+        answer = _members(store, contacts, rule, bounds=bounds, views=projection)
         assert answer.members == {"ann"}
         assert "existing" not in vars(contacts)  # the cached set of every contact: never built
     # Alone, the negation is the complement of the existing contacts.
     contacts = ContactsAt(projection, BASE)
-    alone = SetEvaluator(
-        SQLitePopulationQueries(store.connection), contacts, store.last_position()
-    ).members(rule.items[1])
+    alone = _members(store, contacts, rule.items[1])
     assert alone.members == {"ann"} and vars(contacts)["existing"] == {"ann", "bob", "cem"}
