@@ -11,6 +11,7 @@ from eventstore.projection import (
     EXITED,
     Cause,
     Forecast,
+    MembershipRow,
     ProjectionSession,
     TransitionRecord,
 )
@@ -23,46 +24,47 @@ class Ledger:
 
     def __init__(self, session: ProjectionSession) -> None:
         self.session = session
-        self._members: set[Key] = set()
+        self._since: dict[Key, int] = {}  # the members, since when
         self._due: dict[Key, int] = {}
         self._forecasts: dict[Key, Forecast] = {}
         self._loaded: set[str] = set()  # contacts whose every row was read
         self._known: set[Key] = set()  # single rows read (see know)
-        self._member_writes: dict[Key, int | None] = {}
-        self._due_writes: dict[Key, int | None] = {}
+        self._written: set[Key] = set()  # rows changed since the last flush
         self._transitions: list[TransitionRecord] = []
         self._last_id: int | None = None
         self.earliest_new_due: int | None = None  # the earliest deadline set since reset
 
     def load(self, contacts: Iterable[str]) -> None:
-        """Read the memberships and deadlines of contacts not read yet, in two queries."""
+        """Read the rows of contacts not read yet, in one query."""
         loaded = self._loaded
         missing = [c for c in contacts if c not in loaded]
         if not missing:
             return
         # Rows changed here since they were known are newer than what the session holds.
-        for segment_id, contact, _ in self.session.members_of(missing):
-            if (segment_id, contact) not in self._member_writes:
-                self._members.add((segment_id, contact))
-        for segment_id, contact, due, forecast in self.session.deadlines_for(missing):
-            if (segment_id, contact) not in self._due_writes:
-                self._due[(segment_id, contact)] = due
-                if forecast is not None:
-                    self._forecasts[(segment_id, contact)] = forecast
+        self._take(
+            row
+            for row in self.session.memberships_of(missing)
+            if (row[0], row[1]) not in self._written
+        )
         self._loaded.update(missing)
 
-    def know(self, segment_id: str, deadlines: Iterable[tuple[str, int, Forecast]]) -> None:
-        """Take one segment's deadlines of some contacts, with forecasts, as read elsewhere:
-        a forecast tells the membership until the deadline. Other rows are read when asked."""
-        for contact, due, forecast in deadlines:
+    def know(self, rows: Iterable[MembershipRow]) -> None:
+        """Take some contacts' rows in some segments, as read elsewhere (their deadlines fall
+        due). Their other rows are read when asked for."""
+        loaded, known = self._loaded, self._known
+        new = [row for row in rows if row[1] not in loaded and (row[0], row[1]) not in known]
+        known.update((row[0], row[1]) for row in new)
+        self._take(new)
+
+    def _take(self, rows: Iterable[MembershipRow]) -> None:
+        for segment_id, contact, since, due, forecast in rows:
             key = (segment_id, contact)
-            if contact in self._loaded or key in self._known:
-                continue
-            self._known.add(key)
-            self._due[key] = due
-            self._forecasts[key] = forecast
-            if forecast.member:
-                self._members.add(key)
+            if since is not None:
+                self._since[key] = since
+            if due is not None:
+                self._due[key] = due
+            if forecast is not None:
+                self._forecasts[key] = forecast
 
     def _read(self, segment_id: str, contact: str) -> None:
         if contact not in self._loaded and (segment_id, contact) not in self._known:
@@ -71,17 +73,17 @@ class Ledger:
     def is_member(self, segment_id: str, contact: str) -> bool:
         """Whether the contact is a member now."""
         self._read(segment_id, contact)
-        return (segment_id, contact) in self._members
+        return (segment_id, contact) in self._since
 
     def set_member(self, segment_id: str, contact: str, since: int | None) -> None:
         """Make the contact a member since an instant, or not a member (None)."""
         self._read(segment_id, contact)
         key = (segment_id, contact)
         if since is None:
-            self._members.discard(key)
+            self._since.pop(key, None)
         else:
-            self._members.add(key)
-        self._member_writes[key] = since
+            self._since[key] = since
+        self._written.add(key)
 
     def deadline(self, segment_id: str, contact: str) -> int | None:
         """The contact's deadline in a segment."""
@@ -107,7 +109,7 @@ class Ledger:
             self._due[key] = due
             if self.earliest_new_due is None or due < self.earliest_new_due:
                 self.earliest_new_due = due
-        self._due_writes[key] = due
+        self._written.add(key)
 
     def settle_foreseen(
         self, segment_id: str, rule_version: int, t: int, rows: Sequence[tuple[str, Forecast]]
@@ -120,14 +122,14 @@ class Ledger:
             return []
         if self._last_id is None:
             self._last_id = self.session.last_transition_id()
-        members, due_of, forecasts = self._members, self._due, self._forecasts
-        member_writes, due_writes = self._member_writes, self._due_writes
+        since_of, due_of, forecasts = self._since, self._due, self._forecasts
+        written = self._written
         made = []
         for contact, forecast in rows:
             key = (segment_id, contact)
             self._read(segment_id, contact)
             then = forecast.then_member
-            if then != (key in members):
+            if then != (key in since_of):
                 self._last_id += 1
                 kind = ENTERED if then else EXITED
                 made.append(
@@ -136,14 +138,12 @@ class Ledger:
                     )
                 )
                 if then:
-                    members.add(key)
-                    member_writes[key] = t
+                    since_of[key] = t
                 else:
-                    members.discard(key)
-                    member_writes[key] = None
+                    del since_of[key]
             forecasts.pop(key, None)
             due = forecast.then_due
-            due_writes[key] = due
+            written.add(key)
             if due is None:
                 due_of.pop(key, None)
             else:
@@ -179,28 +179,17 @@ class Ledger:
     def flush(self) -> None:
         """Write every change back to the session."""
         self.flush_transitions()
-        if self._member_writes:
-            self.session.write_members(
-                [(s, c, v) for (s, c), v in self._member_writes.items() if v is not None],
-                [(s, c) for (s, c), v in self._member_writes.items() if v is None],
+        if self._written:
+            since, due, forecasts = self._since.get, self._due.get, self._forecasts.get
+            self.session.write_memberships(
+                [(*key, since(key), due(key), forecasts(key)) for key in self._written]
             )
-            self._member_writes.clear()
-        if self._due_writes:
-            forecasts = self._forecasts
-            self.session.write_deadlines(
-                [
-                    (s, c, v, forecasts.get((s, c)))
-                    for (s, c), v in self._due_writes.items()
-                    if v is not None
-                ],
-                [(s, c) for (s, c), v in self._due_writes.items() if v is None],
-            )
-            self._due_writes.clear()
+            self._written.clear()
 
     def forget(self) -> None:
         """Write back, then drop everything read (the session's tables change behind it)."""
         self.flush()
-        self._members.clear()
+        self._since.clear()
         self._due.clear()
         self._forecasts.clear()
         self._loaded.clear()

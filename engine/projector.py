@@ -23,6 +23,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 from engine.evaluate import Context, Explanation, Outcome, evaluate_member
@@ -601,29 +602,25 @@ class Projector:
             rows = session.due(before, self.deadline_batch)
             if not rows:
                 return
-            if len(rows) == self.deadline_batch and rows[0][0] != rows[-1][0]:
-                last = rows[-1][0]
-                rows = [row for row in rows if row[0] != last]
+            if len(rows) == self.deadline_batch and rows[0][3] != rows[-1][3]:
+                last = rows[-1][3]
+                rows = [row for row in rows if row[3] != last]
             elif len(rows) == self.deadline_batch:
-                rows = session.due(rows[0][0] + 1, 1 << 62)
+                rows = session.due(rows[0][3] + 1, 1 << 62)
             # A deadline with a forecast needs neither the contact's events nor its other rows.
-            foreseen: dict[str, list[tuple[str, int, Forecast]]] = {}
-            unforeseen: set[str] = set()
-            for due, segment_id, contact, forecast in rows:
-                if forecast is None or not self.forecasts:
-                    unforeseen.add(contact)
-                else:
-                    foreseen.setdefault(segment_id, []).append((contact, due, forecast))
-            for segment_id, known in foreseen.items():
-                self.ledger.know(segment_id, known)
+            if self.forecasts:
+                self.ledger.know(row for row in rows if row[4] is not None)
+                unforeseen = {row[1] for row in rows if row[4] is None}
+            else:
+                unforeseen = {row[1] for row in rows}
             self.ledger.load(unforeseen)
             self._histories.prefetch(unforeseen, session.position)
             self.ledger.earliest_new_due = None
-            for due, group in itertools.groupby(rows, key=lambda row: row[0]):
+            for due, group in itertools.groupby(rows, key=itemgetter(3)):
                 new = self.ledger.earliest_new_due
                 if new is not None and new <= due:
                     break  # a deadline just set comes first: read the batch again
-                self._fire(session, due, [(s, c, f) for _, s, c, f in group])
+                self._fire(session, due, [(s, c, f) for s, c, _, _, f in group])
 
     def _fire(
         self, session: ProjectionSession, t: int, rows: list[tuple[str, str, Forecast | None]]

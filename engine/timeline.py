@@ -35,6 +35,7 @@ from eventstore.projection import (
     EXITED,
     DefinitionRecord,
     Forecast,
+    MembershipRow,
     ProjectionSession,
     ProjectionStore,
     TransitionRow,
@@ -277,8 +278,9 @@ class Timeline:
         # A member since its last change, if that change was an entry.
         last = last_of_runs(c_done)
         last = last[entered[last]]
-        session.write_members(self._rows(segment.id, c_done[last], t_done[last]), [])
+        since = dict(zip(c_done[last].tolist(), t_done[last].tolist(), strict=True))
         if segment.kind != DYNAMIC or segment.archived_at is not None:
+            session.write_memberships(self._rows(segment.id, since, {}))
             return None
         # The next change after the instant processed up to: exact, so a valid deadline.
         c_next, t_next, v_next = c[~applied], t[~applied], steps.vals[~applied]
@@ -290,22 +292,33 @@ class Timeline:
         has_after[inside] = c_next[after[inside]] == c_next[first[inside]]
         then_due = np.where(has_after, t_next[np.minimum(after, len(t_next) - 1)], -1)
         # A change point: membership until it is the opposite of what it brings.
-        forecasts = [
-            Forecast(not member, member, due if due >= 0 else None)
-            for member, due in zip(v_next[first].tolist(), then_due.tolist(), strict=True)
-        ]
-        session.write_deadlines(self._rows(segment.id, c_next[first], t_next[first], forecasts), [])
+        deadlines = {
+            contact: (due, Forecast(not member, member, then if then >= 0 else None))
+            for contact, due, member, then in zip(
+                c_next[first].tolist(),
+                t_next[first].tolist(),
+                v_next[first].tolist(),
+                then_due.tolist(),
+                strict=True,
+            )
+        }
+        session.write_memberships(self._rows(segment.id, since, deadlines))
         return int(t_next[first].min()) if len(first) else None
 
     def _rows(
-        self, segment_id: str, c: np.ndarray, t: np.ndarray, forecasts: list | None = None
-    ) -> list[tuple]:
-        """(segment, contact, instant[, forecast]) rows in key order, so that inserts append."""
-        order = np.argsort(self.name_rank[c]).tolist()
-        names, contacts, instants = self.contacts, c.tolist(), t.tolist()
-        if forecasts is None:
-            return [(segment_id, names[contacts[i]], instants[i]) for i in order]
-        return [(segment_id, names[contacts[i]], instants[i], forecasts[i]) for i in order]
+        self,
+        segment_id: str,
+        since: dict[int, int],
+        deadlines: dict[int, tuple[int, Forecast]],
+    ) -> list[MembershipRow]:
+        """A segment's rows from its members (contact -> since) and deadlines (contact ->
+        due and forecast), in key order so that inserts append."""
+        keys = np.fromiter(since.keys() | deadlines.keys(), INT)
+        names, none = self.contacts, (None, None)
+        return [
+            (segment_id, names[c], since.get(c), *deadlines.get(c, none))
+            for c in keys[np.argsort(self.name_rank[keys])].tolist()
+        ]
 
     def _applied(self, segment: Segment, c: np.ndarray, t: np.ndarray) -> np.ndarray:
         """Change points the projector has applied by the time it reaches `now`: every one up

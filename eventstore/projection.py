@@ -52,8 +52,10 @@ class Forecast(NamedTuple):
     then_due: int | None
 
 
-# A deadline as plain values: (segment_id, contact_id, due, forecast or None).
-DeadlineRow = tuple[str, str, int, Forecast | None]
+# A contact's standing in a segment as plain values: (segment_id, contact_id, member since
+# or None, deadline or None, what the deadline brings or None). Neither member nor with a
+# deadline: no row is kept.
+MembershipRow = tuple[str, str, int | None, int | None, Forecast | None]
 
 # A transition as plain values, for bulk writes: (segment_id, contact_id, kind, at,
 # rule_version, cause kind, cause position).
@@ -126,22 +128,6 @@ class ProjectionSession(ContactReads, Protocol):
         """Keep a segment definition event."""
         ...
 
-    def is_member(self, segment_id: str, contact_id: str) -> bool:
-        """Whether the contact is a member now."""
-        ...
-
-    def add_member(self, segment_id: str, contact_id: str, since: int) -> None:
-        """Make the contact a member since an instant."""
-        ...
-
-    def remove_member(self, segment_id: str, contact_id: str) -> None:
-        """Remove the contact from the members."""
-        ...
-
-    def members(self, segment_id: str) -> list[str]:
-        """Every current member."""
-        ...
-
     def add_transition(self, record: TransitionRecord) -> int:
         """Store a transition; returns its id."""
         ...
@@ -183,16 +169,8 @@ class ProjectionSession(ContactReads, Protocol):
         """A contact's latest transition in a segment."""
         ...
 
-    def set_deadline(self, segment_id: str, contact_id: str, due: int | None) -> None:
-        """The next instant the contact's membership can change with no new event."""
-        ...
-
-    def deadline(self, segment_id: str, contact_id: str) -> int | None:
-        """The contact's deadline in a segment."""
-        ...
-
-    def due(self, before: int, limit: int) -> list[tuple[int, str, str, Forecast | None]]:
-        """(due, segment_id, contact_id, forecast) with due < before, earliest first."""
+    def due(self, before: int, limit: int) -> list[MembershipRow]:
+        """The rows whose deadline falls before an instant, earliest first."""
         ...
 
     def clear_deadlines(self, segment_id: str) -> None:
@@ -219,24 +197,12 @@ class ProjectionSession(ContactReads, Protocol):
         """Those of the contacts the projection knows already."""
         ...
 
-    def members_of(self, contact_ids: Sequence[str]) -> list[tuple[str, str, int]]:
-        """(segment_id, contact_id, since) of every membership of some contacts."""
+    def memberships_of(self, contact_ids: Sequence[str]) -> list[MembershipRow]:
+        """The rows of some contacts, in every segment."""
         ...
 
-    def deadlines_for(self, contact_ids: Sequence[str]) -> list[DeadlineRow]:
-        """Every deadline of some contacts, with its forecast."""
-        ...
-
-    def write_members(
-        self, upserts: Sequence[tuple[str, str, int]], deletes: Sequence[tuple[str, str]]
-    ) -> None:
-        """Set and remove memberships in bulk."""
-        ...
-
-    def write_deadlines(
-        self, upserts: Sequence[DeadlineRow], deletes: Sequence[tuple[str, str]]
-    ) -> None:
-        """Set (with their forecasts) and remove deadlines in bulk."""
+    def write_memberships(self, rows: Sequence[MembershipRow]) -> None:
+        """Set each row as given; a row neither member nor with a deadline is removed."""
         ...
 
     def deadlines_of(self, segment_id: str) -> dict[str, int]:

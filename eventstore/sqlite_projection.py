@@ -1,4 +1,5 @@
-"""The membership projection in SQLite: members, transitions, deadlines, contacts, definitions.
+"""The membership projection in SQLite: memberships (with their deadlines), transitions,
+contacts, definitions.
 
 It may live in the log's own file (the service) or in another (a scratch replay).
 """
@@ -18,20 +19,19 @@ from eventstore.checkpoints import SQLiteTransaction, create_checkpoint_table, r
 from eventstore.connections import Connections
 from eventstore.projection import (
     Cause,
-    DeadlineRow,
     DefinitionRecord,
     Forecast,
+    MembershipRow,
     TransitionRecord,
     TransitionRow,
 )
 from eventstore.sqlite import to_json_text
 
 NAME = "membership"
-SCHEMA_VERSION = 3  # raise it when the tables change: older projections are rebuilt
+SCHEMA_VERSION = 4  # raise it when the tables change: older projections are rebuilt
 TABLES = (
-    "members",
+    "memberships",
     "transitions",
-    "deadlines",
     "contacts",
     "contact_values",
     "segment_definitions",
@@ -40,11 +40,17 @@ TABLES = (
 
 def create_schema(db: sqlite_utils.Database) -> None:
     """The projection's tables and indexes (idempotent)."""
+    # One row per contact and segment that is a member (since), has a deadline (due, with
+    # its forecast: member, then_member, then_due) or both; neither: no row. One row, not
+    # two tables: a contact leaving with nothing ahead is one delete (a second can bring a
+    # hundred thousand).
     db.execute(
-        "CREATE TABLE IF NOT EXISTS members (segment_id TEXT NOT NULL, contact_id TEXT NOT NULL,"
-        " since INTEGER NOT NULL, PRIMARY KEY (segment_id, contact_id)) WITHOUT ROWID"
+        "CREATE TABLE IF NOT EXISTS memberships (segment_id TEXT NOT NULL,"
+        " contact_id TEXT NOT NULL, since INTEGER, due INTEGER, member INTEGER,"
+        " then_member INTEGER, then_due INTEGER, PRIMARY KEY (segment_id, contact_id))"
+        " WITHOUT ROWID"
     )
-    db["members"].create_index(["contact_id"], if_not_exists=True)
+    db["memberships"].create_index(["contact_id"], if_not_exists=True)
     db["transitions"].create(
         {
             "id": int,
@@ -61,18 +67,12 @@ def create_schema(db: sqlite_utils.Database) -> None:
         if_not_exists=True,
     )
     db["transitions"].create_index(["segment_id", "contact_id", "at"], if_not_exists=True)
-    # member, then_member and then_due: the deadline's forecast (NULL: none).
+    # Covering: the deadlines due are read in this order, with all they bring.
     db.execute(
-        "CREATE TABLE IF NOT EXISTS deadlines (segment_id TEXT NOT NULL, contact_id TEXT NOT NULL,"
-        " due INTEGER NOT NULL, member INTEGER, then_member INTEGER, then_due INTEGER,"
-        " PRIMARY KEY (segment_id, contact_id)) WITHOUT ROWID"
+        "CREATE INDEX IF NOT EXISTS memberships_due ON memberships"
+        " (due, segment_id, contact_id, since, member, then_member, then_due)"
+        " WHERE due IS NOT NULL"
     )
-    # Covering: the deadlines due are read in this order, forecasts included.
-    db.execute(
-        "CREATE INDEX IF NOT EXISTS deadlines_due ON deadlines"
-        " (due, segment_id, contact_id, member, then_member, then_due)"
-    )
-    db["deadlines"].create_index(["contact_id"], if_not_exists=True)
     db.execute(
         "CREATE TABLE IF NOT EXISTS contacts (contact_id TEXT PRIMARY KEY,"
         " exists_from INTEGER NOT NULL, last_seen INTEGER NOT NULL) WITHOUT ROWID"
@@ -101,9 +101,13 @@ def _transition(row: tuple) -> TransitionRecord:
 _NO_FORECAST = (None, None, None)
 
 
-def _deadline_values(row: DeadlineRow) -> tuple[Any, ...]:
-    segment_id, contact_id, due, forecast = row
-    return (segment_id, contact_id, due, *(forecast or _NO_FORECAST))
+def _membership_values(row: MembershipRow) -> tuple[Any, ...]:
+    segment_id, contact_id, since, due, forecast = row
+    return (segment_id, contact_id, since, due, *(forecast or _NO_FORECAST))
+
+
+def _forecast(member: int | None, then: int | None, then_due: int | None) -> Forecast | None:
+    return None if member is None else Forecast(member == 1, then == 1, then_due)
 
 
 _TRANSITION_COLUMNS = (
@@ -118,6 +122,10 @@ def _drop(conn: sqlite3.Connection) -> None:
         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'projection_checkpoints'"
     ).fetchone():
         conn.execute("DELETE FROM projection_checkpoints WHERE name = ?", (NAME,))
+
+
+def _next_deadline(conn: sqlite3.Connection) -> int | None:
+    return conn.execute("SELECT min(due) FROM memberships WHERE due IS NOT NULL").fetchone()[0]
 
 
 class SQLiteContactReads:
@@ -237,33 +245,6 @@ class SQLiteProjectionSession(SQLiteContactReads, SQLiteTransaction):
             ),
         )
 
-    def is_member(self, segment_id: str, contact_id: str) -> bool:
-        """Whether the contact is a member now."""
-        row = self.conn.execute(
-            "SELECT 1 FROM members WHERE segment_id = ? AND contact_id = ?",
-            (segment_id, contact_id),
-        ).fetchone()
-        return row is not None
-
-    def add_member(self, segment_id: str, contact_id: str, since: int) -> None:
-        """Make the contact a member since an instant."""
-        self.conn.execute(
-            "INSERT OR REPLACE INTO members VALUES (?, ?, ?)", (segment_id, contact_id, since)
-        )
-
-    def remove_member(self, segment_id: str, contact_id: str) -> None:
-        """Remove the contact from the members."""
-        self.conn.execute(
-            "DELETE FROM members WHERE segment_id = ? AND contact_id = ?", (segment_id, contact_id)
-        )
-
-    def members(self, segment_id: str) -> list[str]:
-        """Every current member."""
-        rows = self.conn.execute(
-            "SELECT contact_id FROM members WHERE segment_id = ?", (segment_id,)
-        )
-        return [r[0] for r in rows]
-
     def add_transition(self, record: TransitionRecord) -> int:
         """Store a transition; returns its id."""
         cur = self.conn.execute(
@@ -372,46 +353,29 @@ class SQLiteProjectionSession(SQLiteContactReads, SQLiteTransaction):
         ).fetchone()
         return _transition(row) if row else None
 
-    def set_deadline(self, segment_id: str, contact_id: str, due: int | None) -> None:
-        """The next instant the membership can change with no new event (None: never)."""
-        if due is None:
-            self.conn.execute(
-                "DELETE FROM deadlines WHERE segment_id = ? AND contact_id = ?",
-                (segment_id, contact_id),
-            )
-        else:
-            self.conn.execute(
-                "INSERT OR REPLACE INTO deadlines VALUES (?, ?, ?, NULL, NULL, NULL)",
-                (segment_id, contact_id, due),
-            )
-
-    def deadline(self, segment_id: str, contact_id: str) -> int | None:
-        """The contact's deadline in a segment."""
-        row = self.conn.execute(
-            "SELECT due FROM deadlines WHERE segment_id = ? AND contact_id = ?",
-            (segment_id, contact_id),
-        ).fetchone()
-        return row[0] if row else None
-
-    def due(self, before: int, limit: int) -> list[tuple[int, str, str, Forecast | None]]:
-        """(due, segment_id, contact_id, forecast) with due < before, earliest first."""
+    def due(self, before: int, limit: int) -> list[MembershipRow]:
+        """The rows whose deadline falls before an instant, earliest first."""
         rows = self.conn.execute(
-            "SELECT due, segment_id, contact_id, member, then_member, then_due FROM deadlines"
-            " WHERE due < ? ORDER BY due, segment_id, contact_id LIMIT ?",
+            "SELECT segment_id, contact_id, since, due, member, then_member, then_due"
+            " FROM memberships WHERE due < ? ORDER BY due, segment_id, contact_id LIMIT ?",
             (before, limit),
         )
-        return [
-            (due, s, c, None if m is None else Forecast(m == 1, then == 1, d))
-            for due, s, c, m, then, d in rows
-        ]
+        return [(s, c, since, due, _forecast(*f)) for s, c, since, due, *f in rows]
 
     def clear_deadlines(self, segment_id: str) -> None:
         """Drop a segment's deadlines."""
-        self.conn.execute("DELETE FROM deadlines WHERE segment_id = ?", (segment_id,))
+        self.conn.execute(
+            "DELETE FROM memberships WHERE segment_id = ? AND since IS NULL", (segment_id,)
+        )
+        self.conn.execute(
+            "UPDATE memberships SET due = NULL, member = NULL, then_member = NULL,"
+            " then_due = NULL WHERE segment_id = ? AND due IS NOT NULL",
+            (segment_id,),
+        )
 
     def next_deadline(self) -> int | None:
         """The earliest deadline."""
-        return self.conn.execute("SELECT min(due) FROM deadlines").fetchone()[0]
+        return _next_deadline(self.conn)
 
     def add_contacts(self, spans: Sequence[tuple[str, int, int]]) -> None:
         """Remember contacts with the earliest and latest occurred_at of their events."""
@@ -445,63 +409,45 @@ class SQLiteProjectionSession(SQLiteContactReads, SQLiteTransaction):
         )
         return {r[0] for r in rows}
 
-    def members_of(self, contact_ids: Sequence[str]) -> list[tuple[str, str, int]]:
-        """(segment_id, contact_id, since) of every membership of some contacts."""
+    def memberships_of(self, contact_ids: Sequence[str]) -> list[MembershipRow]:
+        """The rows of some contacts, in every segment."""
         rows = self.conn.execute(
-            "SELECT segment_id, contact_id, since FROM members"
-            " WHERE contact_id IN (SELECT value FROM json_each(?))",
+            "SELECT segment_id, contact_id, since, due, member, then_member, then_due"
+            " FROM memberships WHERE contact_id IN (SELECT value FROM json_each(?))",
             (json.dumps(list(contact_ids)),),
         )
-        return [tuple(r) for r in rows]  # type: ignore[misc]
+        return [(s, c, since, due, _forecast(*f)) for s, c, since, due, *f in rows]
 
-    def deadlines_for(self, contact_ids: Sequence[str]) -> list[DeadlineRow]:
-        """Every deadline of some contacts, with its forecast."""
-        rows = self.conn.execute(
-            "SELECT segment_id, contact_id, due, member, then_member, then_due FROM deadlines"
-            " WHERE contact_id IN (SELECT value FROM json_each(?))",
-            (json.dumps(list(contact_ids)),),
-        )
-        return [
-            (s, c, due, None if m is None else Forecast(m == 1, then == 1, d))
-            for s, c, due, m, then, d in rows
-        ]
-
-    def write_members(
-        self, upserts: Sequence[tuple[str, str, int]], deletes: Sequence[tuple[str, str]]
-    ) -> None:
-        """Set and remove memberships in bulk."""
-        if upserts:
-            self.conn.executemany("INSERT OR REPLACE INTO members VALUES (?, ?, ?)", upserts)
-        if deletes:
+    def write_memberships(self, rows: Sequence[MembershipRow]) -> None:
+        """Set each row as given; a row neither member nor with a deadline is removed."""
+        kept = [r for r in rows if r[2] is not None or r[3] is not None]
+        if kept:
             self.conn.executemany(
-                "DELETE FROM members WHERE segment_id = ? AND contact_id = ?", deletes
+                "INSERT INTO memberships VALUES (?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (segment_id, contact_id) DO UPDATE SET since = excluded.since,"
+                " due = excluded.due, member = excluded.member,"
+                " then_member = excluded.then_member, then_due = excluded.then_due",
+                map(_membership_values, kept),
             )
-
-    def write_deadlines(
-        self, upserts: Sequence[DeadlineRow], deletes: Sequence[tuple[str, str]]
-    ) -> None:
-        """Set (with their forecasts) and remove deadlines in bulk."""
-        if upserts:
+        if len(kept) < len(rows):
             self.conn.executemany(
-                "INSERT OR REPLACE INTO deadlines VALUES (?, ?, ?, ?, ?, ?)",
-                map(_deadline_values, upserts),
-            )
-        if deletes:
-            self.conn.executemany(
-                "DELETE FROM deadlines WHERE segment_id = ? AND contact_id = ?", deletes
+                "DELETE FROM memberships WHERE segment_id = ? AND contact_id = ?",
+                (r[:2] for r in rows if r[2] is None and r[3] is None),
             )
 
     def member_set(self, segment_id: str) -> set[str]:
         """Every current member."""
         rows = self.conn.execute(
-            "SELECT contact_id FROM members WHERE segment_id = ?", (segment_id,)
+            "SELECT contact_id FROM memberships WHERE segment_id = ? AND since IS NOT NULL",
+            (segment_id,),
         )
         return {r[0] for r in rows}
 
     def deadlines_of(self, segment_id: str) -> dict[str, int]:
         """Every contact's deadline in a segment."""
         rows = self.conn.execute(
-            "SELECT contact_id, due FROM deadlines WHERE segment_id = ?", (segment_id,)
+            "SELECT contact_id, due FROM memberships WHERE segment_id = ? AND due IS NOT NULL",
+            (segment_id,),
         )
         return dict(rows)
 
@@ -509,7 +455,8 @@ class SQLiteProjectionSession(SQLiteContactReads, SQLiteTransaction):
         """Set every deadline of a segment at once."""
         self.clear_deadlines(segment_id)
         self.conn.executemany(
-            "INSERT INTO deadlines VALUES (?, ?, ?, NULL, NULL, NULL)",
+            "INSERT INTO memberships (segment_id, contact_id, due) VALUES (?, ?, ?)"
+            " ON CONFLICT (segment_id, contact_id) DO UPDATE SET due = excluded.due",
             ((segment_id, contact, due) for contact, due in deadlines.items()),
         )
 
@@ -565,7 +512,7 @@ class SQLiteProjectionStore(SQLiteContactReads):
 
     def next_deadline(self) -> int | None:
         """The earliest deadline."""
-        return self._conn().execute("SELECT min(due) FROM deadlines").fetchone()[0]
+        return _next_deadline(self._conn())
 
     def definitions_position(self) -> int:
         """The position of the newest kept definition event, 0 if none."""
@@ -575,8 +522,8 @@ class SQLiteProjectionStore(SQLiteContactReads):
     def member_page(self, segment_id: str, after: str | None, limit: int) -> list[tuple[str, int]]:
         """Current members (contact_id, since) in contact order, after a cursor."""
         rows = self._conn().execute(
-            "SELECT contact_id, since FROM members WHERE segment_id = ? AND contact_id > ?"
-            " ORDER BY contact_id LIMIT ?",
+            "SELECT contact_id, since FROM memberships WHERE segment_id = ? AND contact_id > ?"
+            " AND since IS NOT NULL ORDER BY contact_id LIMIT ?",
             (segment_id, after or "", limit),
         )
         return [tuple(r) for r in rows]  # type: ignore[misc]
@@ -585,25 +532,33 @@ class SQLiteProjectionStore(SQLiteContactReads):
         """How many members a segment has now."""
         return (
             self._conn()
-            .execute("SELECT count(*) FROM members WHERE segment_id = ?", (segment_id,))
+            .execute(
+                "SELECT count(*) FROM memberships WHERE segment_id = ? AND since IS NOT NULL",
+                (segment_id,),
+            )
             .fetchone()[0]
         )
 
     def is_member(self, segment_id: str, contact_id: str) -> bool:
         """Whether a contact is a member now."""
-        return SQLiteProjectionSession(self._conn()).is_member(segment_id, contact_id)
+        row = (
+            self._conn()
+            .execute(
+                "SELECT since FROM memberships WHERE segment_id = ? AND contact_id = ?",
+                (segment_id, contact_id),
+            )
+            .fetchone()
+        )
+        return row is not None and row[0] is not None
 
     def contact_segments(self, contact_id: str) -> list[tuple[str, int]]:
         """(segment_id, since) of the segments a contact is in now."""
         rows = self._conn().execute(
-            "SELECT segment_id, since FROM members WHERE contact_id = ? ORDER BY segment_id",
+            "SELECT segment_id, since FROM memberships WHERE contact_id = ?"
+            " AND since IS NOT NULL ORDER BY segment_id",
             (contact_id,),
         )
         return [tuple(r) for r in rows]  # type: ignore[misc]
-
-    def deadline(self, segment_id: str, contact_id: str) -> int | None:
-        """A contact's deadline in a segment."""
-        return SQLiteProjectionSession(self._conn()).deadline(segment_id, contact_id)
 
     def transition_page(
         self, segment_id: str, contact_id: str | None, after: int, limit: int
@@ -636,7 +591,8 @@ class SQLiteProjectionStore(SQLiteContactReads):
     @staticmethod
     def _members(conn: sqlite3.Connection) -> Iterator[tuple[str, str, int]]:
         rows = conn.execute(
-            "SELECT segment_id, contact_id, since FROM members ORDER BY segment_id, contact_id"
+            "SELECT segment_id, contact_id, since FROM memberships WHERE since IS NOT NULL"
+            " ORDER BY segment_id, contact_id"
         )
         return (tuple(row) for row in rows)  # type: ignore[misc]
 

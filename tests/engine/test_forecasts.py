@@ -19,7 +19,11 @@ def service_at(tmp_path, clock: Clock) -> Service:
 
 def deadline_row(projection: SQLiteProjectionStore, segment: str, contact: str):
     with projection.session() as session:
-        return [row for row in session.deadlines_for([contact]) if row[0] == segment]
+        return [
+            (s, c, due, forecast)
+            for s, c, _, due, forecast in session.memberships_of([contact])
+            if s == segment and due is not None
+        ]
 
 
 def history(projection: SQLiteProjectionStore) -> list[tuple]:

@@ -62,7 +62,7 @@ def test_a_projection_of_an_older_shape_is_dropped_to_be_rebuilt(tmp_path):
     store = SQLiteProjectionStore(path)
     with store.session() as s:
         s.add_contacts([("c1", 1, 2)])
-        s.add_member("seg", "c1", 2)
+        s.write_memberships([("seg", "c1", 2, None, None)])
         s.advance(9, 10)
     store.close()
 
