@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
+from eventstore.projection import Forecast
 from eventstore.sqlite_projection import SCHEMA_VERSION, SQLiteProjectionStore
 
 
@@ -109,4 +110,44 @@ def test_the_transitions_of_the_latest_instant_for_some_contacts_or_all(tmp_path
         ]
         assert s.transitions_at(200, ["c4"]) == []
         assert s.transitions_at(200, []) == []
+    store.close()
+
+
+def test_one_row_holds_a_membership_and_its_deadline(tmp_path):
+    store = SQLiteProjectionStore(tmp_path / "p.db")
+    ahead = Forecast(True, False, None)
+    with store.session() as s:
+        s.write_memberships(
+            [
+                ("s", "member", 10, None, None),
+                ("s", "leaving", 20, 500, ahead),
+                ("s", "coming", None, 400, None),
+                ("t", "member", 30, None, None),
+            ]
+        )
+        s.advance(1, 100)
+    assert store.member_count("s") == 2 and store.is_member("s", "leaving")
+    assert not store.is_member("s", "coming")
+    assert store.member_page("s", None, 10) == [("leaving", 20), ("member", 10)]
+    assert store.contact_segments("member") == [("s", 10), ("t", 30)]
+    assert store.next_deadline() == 400
+    with store.session() as s:
+        assert s.due(500, 10) == [("s", "coming", None, 400, None)]
+        assert [row[1] for row in s.due(501, 10)] == ["coming", "leaving"]
+        assert s.deadlines_of("s") == {"coming": 400, "leaving": 500}
+        assert sorted(s.memberships_of(["leaving", "coming"])) == [
+            ("s", "coming", None, 400, None),
+            ("s", "leaving", 20, 500, ahead),
+        ]
+        # Neither a member nor with a deadline: the row goes.
+        s.write_memberships([("s", "leaving", None, None, None), ("s", "coming", 400, None, None)])
+        assert s.memberships_of(["leaving"]) == []
+        assert s.member_set("s") == {"member", "coming"}
+        s.replace_deadlines("s", {"member": 700, "new": 800})
+        assert s.deadlines_of("s") == {"member": 700, "new": 800}
+        assert s.member_set("s") == {"member", "coming"}
+        s.clear_deadlines("s")
+        assert s.deadlines_of("s") == {} and s.member_set("s") == {"member", "coming"}
+        assert s.memberships_of(["new"]) == [] and s.next_deadline() is None
+        s.advance(2, 100)
     store.close()
