@@ -106,8 +106,15 @@ def _membership_values(row: MembershipRow) -> tuple[Any, ...]:
     return (segment_id, contact_id, since, due, *(forecast or _NO_FORECAST))
 
 
-def _forecast(member: int | None, then: int | None, then_due: int | None) -> Forecast | None:
-    return None if member is None else Forecast(member == 1, then == 1, then_due)
+_MEMBERSHIP_COLUMNS = "segment_id, contact_id, since, due, member, then_member, then_due"
+
+
+def _membership_rows(rows: Iterable[tuple]) -> list[MembershipRow]:
+    # One comprehension, no call per row: a second's deadlines can be a hundred thousand.
+    return [
+        (s, c, since, due, None if m is None else Forecast(m == 1, then == 1, d))
+        for s, c, since, due, m, then, d in rows
+    ]
 
 
 _TRANSITION_COLUMNS = (
@@ -356,11 +363,11 @@ class SQLiteProjectionSession(SQLiteContactReads, SQLiteTransaction):
     def due(self, before: int, limit: int) -> list[MembershipRow]:
         """The rows whose deadline falls before an instant, earliest first."""
         rows = self.conn.execute(
-            "SELECT segment_id, contact_id, since, due, member, then_member, then_due"
-            " FROM memberships WHERE due < ? ORDER BY due, segment_id, contact_id LIMIT ?",
+            f"SELECT {_MEMBERSHIP_COLUMNS} FROM memberships WHERE due < ?"
+            " ORDER BY due, segment_id, contact_id LIMIT ?",
             (before, limit),
         )
-        return [(s, c, since, due, _forecast(*f)) for s, c, since, due, *f in rows]
+        return _membership_rows(rows)
 
     def clear_deadlines(self, segment_id: str) -> None:
         """Drop a segment's deadlines."""
@@ -412,11 +419,11 @@ class SQLiteProjectionSession(SQLiteContactReads, SQLiteTransaction):
     def memberships_of(self, contact_ids: Sequence[str]) -> list[MembershipRow]:
         """The rows of some contacts, in every segment."""
         rows = self.conn.execute(
-            "SELECT segment_id, contact_id, since, due, member, then_member, then_due"
-            " FROM memberships WHERE contact_id IN (SELECT value FROM json_each(?))",
+            f"SELECT {_MEMBERSHIP_COLUMNS} FROM memberships"
+            " WHERE contact_id IN (SELECT value FROM json_each(?))",
             (json.dumps(list(contact_ids)),),
         )
-        return [(s, c, since, due, _forecast(*f)) for s, c, since, due, *f in rows]
+        return _membership_rows(rows)
 
     def write_memberships(self, rows: Sequence[MembershipRow]) -> None:
         """Set each row as given; a row neither member nor with a deadline is removed."""
