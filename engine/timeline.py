@@ -75,7 +75,8 @@ def replay_timeline(
             return None
         next_deadline = timeline.write(session)
         # The contact view: every property's latest value, for set-wise questions.
-        session.assign_values(queries.latest_assignments(data.last_position))
+        if not session.assign_values_from_log(data.last_position):
+            session.assign_values(queries.latest_assignments(data.last_position))
     if progress is not None:
         progress(data.last_position)
     return next_deadline

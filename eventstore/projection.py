@@ -189,6 +189,11 @@ class ProjectionSession(ContactReads, Protocol):
         """(contact, prop, value, occurred_at, position): keep each latest assignment."""
         ...
 
+    def assign_values_from_log(self, max_position: int) -> bool:
+        """Keep each latest assignment of the log's `contact_updated` events up to a position,
+        read inside the database if the log lives in it (False, and nothing done, if not)."""
+        ...
+
     def member_set(self, segment_id: str) -> set[str]:
         """Every current member."""
         ...

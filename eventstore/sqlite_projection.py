@@ -26,6 +26,7 @@ from eventstore.projection import (
     TransitionRow,
 )
 from eventstore.sqlite import to_json_text
+from eventstore.sqlite_population import CONTACT_PREFIX_LENGTH
 
 NAME = "membership"
 SCHEMA_VERSION = 4  # raise it when the tables change: older projections are rebuilt
@@ -115,6 +116,19 @@ def _membership_rows(rows: Iterable[tuple]) -> list[MembershipRow]:
         (s, c, since, due, None if m is None else Forecast(m == 1, then == 1, d))
         for s, c, since, due, m, then, d in rows
     ]
+
+
+# Of two assignments of a property, the later by occurred_at, then by position, is kept.
+_LATEST_WINS = (
+    "ON CONFLICT (prop, contact_id) DO UPDATE SET value = excluded.value,"
+    " occurred_at = excluded.occurred_at, position = excluded.position"
+    " WHERE (excluded.occurred_at, excluded.position)"
+    " > (contact_values.occurred_at, contact_values.position)"
+)
+
+
+def _python_json(data: str, prop: str) -> str:
+    return to_json_text(json.loads(data)[prop])
 
 
 _TRANSITION_COLUMNS = (
@@ -400,13 +414,37 @@ class SQLiteProjectionSession(SQLiteContactReads, SQLiteTransaction):
         )
         self.conn.executemany(
             "INSERT INTO contact_values (contact_id, prop, value, occurred_at, position)"
-            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (prop, contact_id) DO UPDATE SET"
-            " value = excluded.value, occurred_at = excluded.occurred_at,"
-            " position = excluded.position"
-            " WHERE (excluded.occurred_at, excluded.position)"
-            " > (contact_values.occurred_at, contact_values.position)",
+            f" VALUES (?, ?, ?, ?, ?) {_LATEST_WINS}",
             encoded,
         )
+
+    def assign_values_from_log(self, max_position: int) -> bool:
+        """Keep each latest assignment of the log's `contact_updated` events up to a position,
+        read inside the database if the log lives in it (False, and nothing done, if not)."""
+        if not self.conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'events'"
+        ).fetchone():
+            return False
+        # The same text as to_json_text gives: SQLite writes strings, integers and literals
+        # as Python does; numbers with a fraction or beyond 64 bits and nested values, which
+        # it would write differently, are written by Python (rare in contact properties).
+        self.conn.create_function("python_json", 2, _python_json, deterministic=True)
+        # In order of contact, so that each property's rows are appended to the b-tree.
+        self.conn.execute(
+            "INSERT INTO contact_values (prop, contact_id, value, occurred_at, position)"
+            f" SELECT j.key, substr(e.stream, {CONTACT_PREFIX_LENGTH + 1}), CASE j.type"
+            " WHEN 'text' THEN json_quote(j.value) WHEN 'true' THEN 'true'"
+            " WHEN 'false' THEN 'false' WHEN 'null' THEN 'null'"
+            # An integer beyond 64 bits is read as a real: Python writes it.
+            " WHEN 'integer' THEN iif(typeof(j.value) = 'integer', CAST(j.value AS TEXT),"
+            " python_json(e.data, j.key)) ELSE python_json(e.data, j.key) END,"
+            " e.occurred_at, e.position"
+            " FROM events AS e, json_each(e.data) AS j"
+            " WHERE e.type = 'contact_updated' AND e.position <= ?"
+            f" ORDER BY e.stream, e.occurred_at, e.position {_LATEST_WINS}",
+            (max_position,),
+        )
+        return True
 
     def known_contacts(self, contact_ids: Sequence[str]) -> set[str]:
         """Those of the contacts the projection knows already."""

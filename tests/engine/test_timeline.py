@@ -4,6 +4,8 @@ and checkpoint; and deadlines from which the projector carries on to the same fu
 
 from __future__ import annotations
 
+import sqlite3
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -20,7 +22,7 @@ from engine.timeline_leaves import Leaves
 from engine.timeline_log import Fields, read_log
 from engine.timeline_steps import Axis
 from eventstore.interface import NewEvent
-from eventstore.sqlite import SQLiteEventStore
+from eventstore.sqlite import SQLiteEventStore, to_json_text
 from eventstore.sqlite_projection import SQLiteProjectionStore
 from grammar import ast as a
 from grammar import parse
@@ -83,9 +85,22 @@ def test_timeline_replay_equals_the_live_projection(tmp_path_factory, scenario):
     if live.checkpoint()[0]:  # an empty log leaves the projection as it was
         assert rebuilt.checkpoint()[1] == end
     assert found == expected
+    # Rebuilt in the log's own file, the contact view is filled inside the database.
+    in_place = in_place_copy(log, path / "in-place.db")
+    replay(in_place, SQLiteProjectionStore(in_place.path), end, method="timeline")
+    assert contents(SQLiteProjectionStore(in_place.path)) == expected
     # Deadlines: from both projections, the projector carries on to the same future.
     later = end + 120 * SECOND
     assert carry_on(log, rebuilt, later) == carry_on(log, live, later)
+
+
+def in_place_copy(log: SQLiteEventStore, path) -> SQLiteEventStore:
+    """A copy of the log's file (with the projection it holds), to replay in place."""
+    target = sqlite3.connect(path)
+    with target:
+        log.connection().backup(target)
+    target.close()
+    return SQLiteEventStore(path, Clock(BASE))
 
 
 def test_a_change_due_when_a_referring_segment_is_defined(tmp_path):
@@ -111,6 +126,57 @@ def test_a_change_due_when_a_referring_segment_is_defined(tmp_path):
     scratch = SQLiteProjectionStore(tmp_path / "projector.db")
     Projector(log, scratch).advance(end)
     assert transitions_of(scratch) == transitions_of(live)
+
+
+def test_the_contact_view_filled_inside_the_database_has_the_same_texts(tmp_path):
+    """Values SQLite would write differently (fractions, integers beyond 64 bits, nested
+    values, escapes) keep the text the live projection gives them; a late assignment does
+    not win, and of two at the same instant the later in the log does."""
+    clock = Clock(BASE)
+    log = SQLiteEventStore(tmp_path / "log.db", clock)
+    live = SQLiteProjectionStore(tmp_path / "log.db")
+    service = Service(log, live, clock)
+    awkward = {
+        "fraction": 0.1 + 0.2,
+        "tiny": 5e-324,
+        "whole": 3.0,
+        "minus_zero": -0.0,
+        "big": 2**70,
+        "int": -7,
+        "nested": {"a": [1, 2.5, None], "b": "x"},
+        "text": 'say "hi" \\ \n\x01\x1f Zürich 🚀',
+        "yes": True,
+        "no": False,
+        "gone": None,
+    }
+    service.ingest([ContactEvent("c1", "contact_updated", awkward)])
+    clock.now += SECOND
+    service.ingest(
+        [
+            ContactEvent("c1", "contact_updated", {"text": "late"}, occurred_at=BASE - SECOND),
+            ContactEvent("c2", "contact_updated", {"int": 1}, occurred_at=BASE),
+            ContactEvent("c2", "contact_updated", {"int": 2}, occurred_at=BASE),
+        ]
+    )
+    copy = in_place_copy(log, tmp_path / "copy.db")
+    rebuilt = SQLiteProjectionStore(copy.path)
+    replay(copy, rebuilt, clock.now, method="timeline")
+    for prop in awkward:
+        assert sorted(rebuilt.values_of(prop)) == sorted(live.values_of(prop)), prop
+    assert dict((c, v) for c, v, _ in rebuilt.values_of("int")) == {"c1": "-7", "c2": "2"}
+    assert [v for _, v, _ in rebuilt.values_of("text")] == [to_json_text(awkward["text"])]
+
+
+def test_the_contact_view_is_filled_inside_the_database_only_where_the_log_is(tmp_path):
+    clock = Clock(BASE)
+    log = SQLiteEventStore(tmp_path / "log.db", clock)
+    log.append([NewEvent("e1", "contact:c1", "contact_updated", {"score": 1.5}, BASE)])
+    with SQLiteProjectionStore(tmp_path / "log.db").session() as session:
+        assert session.assign_values_from_log(log.last_position())
+        assert list(session.values_of("score")) == [("c1", "1.5", BASE)]
+    with SQLiteProjectionStore(tmp_path / "elsewhere.db").session() as session:
+        assert not session.assign_values_from_log(log.last_position())
+        assert list(session.values_of("score")) == []
 
 
 def test_an_empty_log(tmp_path):
