@@ -37,6 +37,7 @@ TABLES = (
     "contact_values",
     "segment_definitions",
 )
+RETIRED_TABLES = ("members", "deadlines")  # of older shapes (schema 3): dropped with them
 
 
 def create_schema(db: sqlite_utils.Database) -> None:
@@ -137,7 +138,7 @@ _TRANSITION_COLUMNS = (
 
 
 def _drop(conn: sqlite3.Connection) -> None:
-    for table in TABLES:
+    for table in (*TABLES, *RETIRED_TABLES):
         conn.execute(f"DROP TABLE IF EXISTS {table}")
     if conn.execute(
         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'projection_checkpoints'"

@@ -69,11 +69,16 @@ def test_a_projection_of_an_older_shape_is_dropped_to_be_rebuilt(tmp_path):
 
     with sqlite3.connect(path) as conn:
         conn.execute("UPDATE projection_schema SET version = ?", (SCHEMA_VERSION - 1,))
+        conn.execute("CREATE TABLE members (segment_id TEXT, contact_id TEXT, since INTEGER)")
     conn.close()
     store = SQLiteProjectionStore(path)
     assert store.checkpoint() == (0, 0)
     assert store.contacts() == [] and store.member_count("seg") == 0
     store.close()
+    with sqlite3.connect(path) as conn:
+        # A table only an older shape had goes with it.
+        assert not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'members'").fetchone()
+    conn.close()
 
     # The same shape again: nothing is dropped.
     store = SQLiteProjectionStore(path)
