@@ -28,7 +28,7 @@ class Ledger:
         self._due: dict[Key, int] = {}
         self._forecasts: dict[Key, Forecast] = {}
         self._loaded: set[str] = set()  # contacts whose every row was read
-        self._known: set[Key] = set()  # single rows read (see know)
+        self._known: set[Key] = set()  # single rows settled (see settle_foreseen)
         self._written: set[Key] = set()  # rows changed since the last flush
         self._transitions: list[TransitionRecord] = []
         self._last_id: int | None = None
@@ -40,31 +40,17 @@ class Ledger:
         missing = [c for c in contacts if c not in loaded]
         if not missing:
             return
-        # Rows changed here since they were known are newer than what the session holds.
-        self._take(
-            row
-            for row in self.session.memberships_of(missing)
-            if (row[0], row[1]) not in self._written
-        )
-        self._loaded.update(missing)
-
-    def know(self, rows: Iterable[MembershipRow]) -> None:
-        """Take some contacts' rows in some segments, as read elsewhere (their deadlines fall
-        due). Their other rows are read when asked for."""
-        loaded, known = self._loaded, self._known
-        new = [row for row in rows if row[1] not in loaded and (row[0], row[1]) not in known]
-        known.update((row[0], row[1]) for row in new)
-        self._take(new)
-
-    def _take(self, rows: Iterable[MembershipRow]) -> None:
-        for segment_id, contact, since, due, forecast in rows:
+        for segment_id, contact, since, due, forecast in self.session.memberships_of(missing):
             key = (segment_id, contact)
+            if key in self._written:
+                continue  # changed here since it was known: newer than the session's
             if since is not None:
                 self._since[key] = since
             if due is not None:
                 self._due[key] = due
             if forecast is not None:
                 self._forecasts[key] = forecast
+        self._loaded.update(missing)
 
     def _read(self, segment_id: str, contact: str) -> None:
         if contact not in self._loaded and (segment_id, contact) not in self._known:
@@ -112,38 +98,45 @@ class Ledger:
         self._written.add(key)
 
     def settle_foreseen(
-        self, segment_id: str, rule_version: int, t: int, rows: Sequence[tuple[str, Forecast]]
+        self, segment_id: str, rule_version: int, t: int, rows: Sequence[MembershipRow]
     ) -> list[TransitionRecord]:
         """At their deadline t, make each contact's membership what its forecast brings, and
         set the next deadline (without a forecast); the transitions made, written with the next
         flush. The same as set_member, add_transition and set_deadline row by row, in bulk:
-        a second can bring a hundred thousand. None of the rows may have a transition at t."""
+        a second can bring a hundred thousand. The rows are as read after the last flush, and
+        unchanged since (each contact's row in a segment has one deadline, settled once);
+        none may have a transition at t."""
         if not rows:
             return []
         if self._last_id is None:
             self._last_id = self.session.last_transition_id()
         since_of, due_of, forecasts = self._since, self._due, self._forecasts
-        written = self._written
+        known, written = self._known, self._written
         made = []
-        for contact, forecast in rows:
+        for _, contact, since, _, forecast in rows:
             key = (segment_id, contact)
-            self._read(segment_id, contact)
-            then = forecast.then_member
-            if then != (key in since_of):
+            known.add(key)  # from here on, the ledger's row is the one settled now
+            forecasts.pop(key, None)
+            if forecast.then_member:
+                if since is None:
+                    self._last_id += 1
+                    made.append(
+                        TransitionRecord(
+                            segment_id, contact, ENTERED, t, rule_version, BY_TIME, self._last_id
+                        )
+                    )
+                    since = t
+                since_of[key] = since
+            elif since is not None:
                 self._last_id += 1
-                kind = ENTERED if then else EXITED
                 made.append(
                     TransitionRecord(
-                        segment_id, contact, kind, t, rule_version, BY_TIME, self._last_id
+                        segment_id, contact, EXITED, t, rule_version, BY_TIME, self._last_id
                     )
                 )
-                if then:
-                    since_of[key] = t
-                else:
-                    del since_of[key]
-            forecasts.pop(key, None)
-            due = forecast.then_due
+                since_of.pop(key, None)
             written.add(key)
+            due = forecast.then_due
             if due is None:
                 due_of.pop(key, None)
             else:

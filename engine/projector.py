@@ -51,6 +51,7 @@ from eventstore.projection import (
     Cause,
     DefinitionRecord,
     Forecast,
+    MembershipRow,
     ProjectionSession,
     ProjectionStore,
     TransitionRecord,
@@ -608,11 +609,7 @@ class Projector:
             elif len(rows) == self.deadline_batch:
                 rows = session.due(rows[0][3] + 1, 1 << 62)
             # A deadline with a forecast needs neither the contact's events nor its other rows.
-            if self.forecasts:
-                self.ledger.know(row for row in rows if row[4] is not None)
-                unforeseen = {row[1] for row in rows if row[4] is None}
-            else:
-                unforeseen = {row[1] for row in rows}
+            unforeseen = {row[1] for row in rows if row[4] is None or not self.forecasts}
             self.ledger.load(unforeseen)
             self._histories.prefetch(unforeseen, session.position)
             self.ledger.earliest_new_due = None
@@ -620,27 +617,25 @@ class Projector:
                 new = self.ledger.earliest_new_due
                 if new is not None and new <= due:
                     break  # a deadline just set comes first: read the batch again
-                self._fire(session, due, [(s, c, f) for s, c, _, _, f in group])
+                self._fire(session, due, list(group))
 
-    def _fire(
-        self, session: ProjectionSession, t: int, rows: list[tuple[str, str, Forecast | None]]
-    ) -> None:
-        at_t = self._transitions_at(session, t, (contact for _, contact, _ in rows))
-        by_segment: dict[str, list[tuple[str, Forecast | None]]] = {}
-        for segment_id, contact, forecast in rows:
-            by_segment.setdefault(segment_id, []).append((contact, forecast))
+    def _fire(self, session: ProjectionSession, t: int, rows: list[MembershipRow]) -> None:
+        at_t = self._transitions_at(session, t, (row[1] for row in rows))
+        by_segment: dict[str, list[MembershipRow]] = {}
+        for row in rows:
+            by_segment.setdefault(row[0], []).append(row)
         for segment in self.registry.live():
-            foreseen: list[tuple[str, Forecast]] = []
-            rest: list[tuple[str, Forecast | None]] = []
-            for contact, forecast in by_segment.get(segment.id, ()):
-                if forecast is not None and self.forecasts and (segment.id, contact) not in at_t:
-                    foreseen.append((contact, forecast))
+            foreseen: list[MembershipRow] = []
+            rest: list[MembershipRow] = []
+            for row in by_segment.get(segment.id, ()):
+                if row[4] is not None and self.forecasts and (segment.id, row[1]) not in at_t:
+                    foreseen.append(row)
                 else:
-                    rest.append((contact, forecast))
+                    rest.append(row)
             # Contacts are independent within a segment: what was foreseen, in bulk first.
             for record in self.ledger.settle_foreseen(segment.id, segment.version, t, foreseen):
                 at_t[(segment.id, record.contact_id)] = record
-            for contact, forecast in rest:
+            for _, contact, _, _, forecast in rest:
                 if forecast is not None and self.forecasts:
                     # A change at t already: _settle nets it out.
                     self._settle(session, segment, contact, t, forecast.then_member, None, {})
