@@ -665,7 +665,7 @@ class Projector:
         if due is not None and self.forecasts and self._foreseeable(segment, contact, due):
             # While the history is at hand, what the deadline brings: unless an entry bears on
             # the contact first, it is then settled without reading the history again.
-            forecast = Forecast(value, *evaluate_member(version.node, ctx, due))
+            forecast = Forecast(*evaluate_member(version.node, ctx, due))
         self.ledger.set_deadline(segment.id, contact, due, forecast)
         return value, due
 

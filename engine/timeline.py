@@ -292,9 +292,8 @@ class Timeline:
         inside = after < len(c_next)
         has_after[inside] = c_next[after[inside]] == c_next[first[inside]]
         then_due = np.where(has_after, t_next[np.minimum(after, len(t_next) - 1)], -1)
-        # A change point: membership until it is the opposite of what it brings.
         deadlines = {
-            contact: (due, Forecast(not member, member, then if then >= 0 else None))
+            contact: (due, Forecast(member, then if then >= 0 else None))
             for contact, due, member, then in zip(
                 c_next[first].tolist(),
                 t_next[first].tolist(),

@@ -42,12 +42,11 @@ class TransitionRecord(NamedTuple):
 
 
 class Forecast(NamedTuple):
-    """What a deadline brings if no new entry bears on the contact before it: membership,
-    `member` until then, becomes `then_member`, and `then_due` is the next deadline (None:
-    none). A rule is evaluated when a deadline is set; its forecast spares evaluating it
-    again, with the contact's events read back, when the deadline falls due."""
+    """What a deadline brings if no new entry bears on the contact before it: membership
+    becomes `then_member`, and `then_due` is the next deadline (None: none). A rule is
+    evaluated when a deadline is set; its forecast spares evaluating it again, with the
+    contact's events read back, when the deadline falls due."""
 
-    member: bool
     then_member: bool
     then_due: int | None
 

@@ -29,7 +29,7 @@ from eventstore.sqlite import to_json_text
 from eventstore.sqlite_population import CONTACT_PREFIX_LENGTH
 
 NAME = "membership"
-SCHEMA_VERSION = 4  # raise it when the tables change: older projections are rebuilt
+SCHEMA_VERSION = 5  # raise it when the tables change: older projections are rebuilt
 TABLES = (
     "memberships",
     "transitions",
@@ -43,13 +43,13 @@ RETIRED_TABLES = ("members", "deadlines")  # of older shapes (schema 3): dropped
 def create_schema(db: sqlite_utils.Database) -> None:
     """The projection's tables and indexes (idempotent)."""
     # One row per contact and segment that is a member (since), has a deadline (due, with
-    # its forecast: member, then_member, then_due) or both; neither: no row. One row, not
+    # its forecast: then_member, then_due) or both; neither: no row. One row, not
     # two tables: a contact leaving with nothing ahead is one delete (a second can bring a
     # hundred thousand).
     db.execute(
         "CREATE TABLE IF NOT EXISTS memberships (segment_id TEXT NOT NULL,"
-        " contact_id TEXT NOT NULL, since INTEGER, due INTEGER, member INTEGER,"
-        " then_member INTEGER, then_due INTEGER, PRIMARY KEY (segment_id, contact_id))"
+        " contact_id TEXT NOT NULL, since INTEGER, due INTEGER, then_member INTEGER,"
+        " then_due INTEGER, PRIMARY KEY (segment_id, contact_id))"
         " WITHOUT ROWID"
     )
     db["memberships"].create_index(["contact_id"], if_not_exists=True)
@@ -72,7 +72,7 @@ def create_schema(db: sqlite_utils.Database) -> None:
     # Covering: the deadlines due are read in this order, with all they bring.
     db.execute(
         "CREATE INDEX IF NOT EXISTS memberships_due ON memberships"
-        " (due, segment_id, contact_id, since, member, then_member, then_due)"
+        " (due, segment_id, contact_id, since, then_member, then_due)"
         " WHERE due IS NOT NULL"
     )
     db.execute(
@@ -100,7 +100,7 @@ def _transition(row: tuple) -> TransitionRecord:
     )
 
 
-_NO_FORECAST = (None, None, None)
+_NO_FORECAST = (None, None)
 
 
 def _membership_values(row: MembershipRow) -> tuple[Any, ...]:
@@ -108,14 +108,14 @@ def _membership_values(row: MembershipRow) -> tuple[Any, ...]:
     return (segment_id, contact_id, since, due, *(forecast or _NO_FORECAST))
 
 
-_MEMBERSHIP_COLUMNS = "segment_id, contact_id, since, due, member, then_member, then_due"
+_MEMBERSHIP_COLUMNS = "segment_id, contact_id, since, due, then_member, then_due"
 
 
 def _membership_rows(rows: Iterable[tuple]) -> list[MembershipRow]:
     # One comprehension, no call per row: a second's deadlines can be a hundred thousand.
     return [
-        (s, c, since, due, None if m is None else Forecast(m == 1, then == 1, d))
-        for s, c, since, due, m, then, d in rows
+        (s, c, since, due, None if then is None else Forecast(then == 1, d))
+        for s, c, since, due, then, d in rows
     ]
 
 
@@ -390,8 +390,8 @@ class SQLiteProjectionSession(SQLiteContactReads, SQLiteTransaction):
             "DELETE FROM memberships WHERE segment_id = ? AND since IS NULL", (segment_id,)
         )
         self.conn.execute(
-            "UPDATE memberships SET due = NULL, member = NULL, then_member = NULL,"
-            " then_due = NULL WHERE segment_id = ? AND due IS NOT NULL",
+            "UPDATE memberships SET due = NULL, then_member = NULL, then_due = NULL"
+            " WHERE segment_id = ? AND due IS NOT NULL",
             (segment_id,),
         )
 
@@ -469,10 +469,10 @@ class SQLiteProjectionSession(SQLiteContactReads, SQLiteTransaction):
         kept = [r for r in rows if r[2] is not None or r[3] is not None]
         if kept:
             self.conn.executemany(
-                "INSERT INTO memberships VALUES (?, ?, ?, ?, ?, ?, ?)"
+                "INSERT INTO memberships VALUES (?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (segment_id, contact_id) DO UPDATE SET since = excluded.since,"
-                " due = excluded.due, member = excluded.member,"
-                " then_member = excluded.then_member, then_due = excluded.then_due",
+                " due = excluded.due, then_member = excluded.then_member,"
+                " then_due = excluded.then_due",
                 map(_membership_values, kept),
             )
         if len(kept) < len(rows):

@@ -38,7 +38,7 @@ def test_a_deadline_knows_the_exit_it_brings(tmp_path):
     service.define_segment("Openers", "opened email within 7 days")
     service.ingest([ContactEvent("c1", "email_opened")])
     assert deadline_row(service.projection, "openers", "c1") == [
-        ("openers", "c1", START + 7 * DAY, Forecast(True, False, None))
+        ("openers", "c1", START + 7 * DAY, Forecast(False, None))
     ]
     clock.now = START + 8 * DAY
     service.catch_up()
@@ -77,7 +77,7 @@ def test_an_event_the_rule_does_not_read_keeps_the_forecast(tmp_path):
     service.ingest([ContactEvent("c1", "email_opened")])
     clock.now = START + DAY
     service.ingest([ContactEvent("c1", "page_viewed", {"url": "/pricing"})])
-    assert deadline_row(service.projection, "openers", "c1")[0][3] == Forecast(True, False, None)
+    assert deadline_row(service.projection, "openers", "c1")[0][3] == Forecast(False, None)
 
 
 def test_a_rule_is_not_foreseen_when_a_segment_it_refers_to_changes_at_its_deadline(tmp_path):
@@ -108,7 +108,7 @@ def test_a_rule_is_foreseen_when_the_segments_it_refers_to_change_later(tmp_path
     )
     service.ingest([ContactEvent("c1", "email_opened"), ContactEvent("c1", "email_clicked")])
     assert deadline_row(service.projection, "quiet-openers", "c1") == [
-        ("quiet-openers", "c1", START + DAY, Forecast(False, True, START + 7 * DAY))
+        ("quiet-openers", "c1", START + DAY, Forecast(True, START + 7 * DAY))
     ]
     clock.now = START + 8 * DAY
     service.catch_up()
@@ -143,7 +143,7 @@ def test_forecasts_change_nothing_a_plain_evaluation_would_give(tmp_path):
     rebuilt = SQLiteProjectionStore(tmp_path / "rebuilt.db")
     replay_timeline(service.log, rebuilt, START + 6 * DAY)
     assert deadline_row(rebuilt, "dormant", "c1") == [
-        ("dormant", "c1", START + 8 * DAY + DAY // 2, Forecast(False, True, None))
+        ("dormant", "c1", START + 8 * DAY + DAY // 2, Forecast(True, None))
     ]
     Projector(service.log, rebuilt).advance(clock.now)
     assert history(rebuilt) == live

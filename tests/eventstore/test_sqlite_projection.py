@@ -120,7 +120,7 @@ def test_the_transitions_of_the_latest_instant_for_some_contacts_or_all(tmp_path
 
 def test_one_row_holds_a_membership_and_its_deadline(tmp_path):
     store = SQLiteProjectionStore(tmp_path / "p.db")
-    ahead = Forecast(True, False, None)
+    ahead = Forecast(False, None)
     with store.session() as s:
         s.write_memberships(
             [
