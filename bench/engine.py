@@ -73,16 +73,18 @@ def large_log(events: int, contacts: int) -> Path:
 # ---- benchmarks ----
 
 
-def exits(count: int, forecasts: bool = True) -> list[tuple]:
+def exits(count: int, forecasts: bool = True, runs: int = 3) -> list[tuple]:
     """`count` contacts leave a segment within the same second, with no new event.
 
-    With `forecasts` off, every deadline is evaluated again from the contact's events, as a
-    deadline without a forecast is (a rule whose referred segment changes at the same instant).
+    The best of `runs`, each from a copy of the same state (the baseline likewise): on a
+    shared machine one run can be a third slower than the next. With `forecasts` off, every
+    deadline is evaluated again from the contact's events, as a deadline without a forecast
+    is (a rule whose referred segment changes at the same instant).
     """
-    path = fresh(WORK / "exits.db")
+    prepared = fresh(WORK / "exits-prepared.db")
     clock = Clock(START)
-    log = SQLiteEventStore(path, clock)
-    projection = SQLiteProjectionStore(path)
+    log = SQLiteEventStore(prepared, clock)
+    projection = SQLiteProjectionStore(prepared)
     service = Service(log, projection, clock)
     service.define_segment("Openers", "opened email within 7 days")
     clock.now = START + 1000
@@ -95,12 +97,36 @@ def exits(count: int, forecasts: bool = True) -> list[tuple]:
         )
     assert projection.member_count("openers") == count
     clock.now = START + 7 * DAY + 1000
-    started = time.perf_counter()
-    Projector(log, projection, forecasts=forecasts).advance(clock.now)
-    took = time.perf_counter() - started
-    assert projection.member_count("openers") == 0
+    took = base = float("inf")
+    for _ in range(runs):
+        path = fresh(WORK / "exits.db")
+        with sqlite3.connect(path) as copy:
+            log.connection().backup(copy)
+        copy.close()
+        run_log, run_projection = SQLiteEventStore(path, clock), SQLiteProjectionStore(path)
+        started = time.perf_counter()
+        Projector(run_log, run_projection, forecasts=forecasts).advance(clock.now)
+        took = min(took, time.perf_counter() - started)
+        assert run_projection.member_count("openers") == 0
+        run_log.close()
+        run_projection.close()
+        base = min(base, _insert_rows(count))
+    log.close()
+    projection.close()
+    how = "settled from forecasts" if forecasts else "each evaluated again"
+    return [
+        (
+            f"{count:,} exits due in one second, {how} (best of {runs})",
+            f"{took:.2f} s",
+            "< 2 s",
+            f"{base:.2f} s",
+            took / base,
+        )
+    ]
 
-    # Baseline: writing as many rows with plain sqlite3 executemany, in one transaction.
+
+def _insert_rows(count: int) -> float:
+    """Baseline: writing as many rows with plain sqlite3 executemany, in one transaction."""
     conn = sqlite3.connect(WORK / "baseline.db")
     conn.execute("DROP TABLE IF EXISTS t")
     conn.execute("CREATE TABLE t (a TEXT, b TEXT, c INTEGER, PRIMARY KEY (a, b))")
@@ -109,20 +135,9 @@ def exits(count: int, forecasts: bool = True) -> list[tuple]:
         conn.executemany(
             "INSERT INTO t VALUES (?, ?, ?)", (("s", f"c-{i}", i) for i in range(count))
         )
-    base = time.perf_counter() - began
+    took = time.perf_counter() - began
     conn.close()
-    log.close()
-    projection.close()
-    how = "settled from forecasts" if forecasts else "each evaluated again"
-    return [
-        (
-            f"{count:,} exits due in one second, {how}",
-            f"{took:.2f} s",
-            "< 2 s",
-            f"{base:.2f} s",
-            took / base,
-        )
-    ]
+    return took
 
 
 def previews(path: Path, contacts: int) -> list[tuple]:
