@@ -293,18 +293,10 @@ class SQLiteProjectionSession(SQLiteContactReads, SQLiteTransaction):
         self.conn.executemany(
             "INSERT INTO transitions (id, segment_id, contact_id, kind, at, rule_version,"
             " cause_kind, cause_position) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            # Unpacked, not read by name: faster on a hundred thousand exits.
             (
-                (
-                    r.id,
-                    r.segment_id,
-                    r.contact_id,
-                    r.kind,
-                    r.at,
-                    r.rule_version,
-                    r.cause.kind,
-                    r.cause.position,
-                )
-                for r in records
+                (i, segment, contact, kind, at, version, cause.kind, cause.position)
+                for segment, contact, kind, at, version, cause, i in records
             ),
         )
 
