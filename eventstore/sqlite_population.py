@@ -23,11 +23,12 @@ from eventstore.population import (
 
 CONTACT_PREFIX = "contact:"
 CONTACT_PREFIX_LENGTH = len(CONTACT_PREFIX)
+CONTACT_STREAMS = "stream >= 'contact:' AND stream < 'contact;'"  # by the stream index
 _NON_ASCII = "*[^ -~]*"
 
 
 def _where(query: EventRange) -> tuple[str, list[Any]]:
-    clauses = ["position <= ?", "stream >= 'contact:' AND stream < 'contact;'"]
+    clauses = ["position <= ?", CONTACT_STREAMS]
     params: list[Any] = [query.max_position]
     if query.types is not None:
         clauses.append(f"type IN ({', '.join('?' * len(query.types))})")
@@ -137,7 +138,7 @@ class SQLitePopulationQueries:
         rows = self._connection().execute(
             f"SELECT substr(stream, {CONTACT_PREFIX_LENGTH + 1}), occurred_at, position, data"
             " FROM events WHERE type = 'contact_updated' AND position <= ?"
-            " ORDER BY stream, occurred_at, position",
+            f" AND {CONTACT_STREAMS} ORDER BY stream, occurred_at, position",
             (max_position,),
         )
         for contact, group in itertools.groupby(rows, key=operator.itemgetter(0)):
@@ -269,7 +270,7 @@ class SQLitePopulationQueries:
     ) -> Iterator[FieldTexts]:
         """SQLite's `->` gives a field's JSON text as written (a number keeps its digits); the
         texts of a chunk come back joined by a character JSON text cannot hold unescaped."""
-        clauses = ["stream >= 'contact:' AND stream < 'contact;'", "position > ?", "position <= ?"]
+        clauses = [CONTACT_STREAMS, "position > ?", "position <= ?"]
         if types is not None:
             # `+type`: read each chunk by position, not every event of the type per chunk.
             clauses.append(f"+type IN ({', '.join('?' * len(types))})")

@@ -26,7 +26,7 @@ from eventstore.projection import (
     TransitionRow,
 )
 from eventstore.sqlite import to_json_text
-from eventstore.sqlite_population import CONTACT_PREFIX_LENGTH
+from eventstore.sqlite_population import CONTACT_PREFIX_LENGTH, CONTACT_STREAMS
 
 NAME = "membership"
 SCHEMA_VERSION = 5  # raise it when the tables change: older projections are rebuilt
@@ -434,6 +434,7 @@ class SQLiteProjectionSession(SQLiteContactReads, SQLiteTransaction):
             " e.occurred_at, e.position"
             " FROM events AS e, json_each(e.data) AS j"
             " WHERE e.type = 'contact_updated' AND e.position <= ?"
+            f" AND {CONTACT_STREAMS}"
             f" ORDER BY e.stream, e.occurred_at, e.position {_LATEST_WINS}",
             (max_position,),
         )

@@ -170,10 +170,19 @@ def test_the_contact_view_filled_inside_the_database_has_the_same_texts(tmp_path
 def test_the_contact_view_is_filled_inside_the_database_only_where_the_log_is(tmp_path):
     clock = Clock(BASE)
     log = SQLiteEventStore(tmp_path / "log.db", clock)
-    log.append([NewEvent("e1", "contact:c1", "contact_updated", {"score": 1.5}, BASE)])
+    log.append(
+        [
+            NewEvent("e1", "contact:c1", "contact_updated", {"score": 1.5}, BASE),
+            # Not a contact's stream: no contact's view (the projector ignores it too).
+            NewEvent("e2", "segment:s", "contact_updated", {"score": 2}, BASE),
+        ]
+    )
     with SQLiteProjectionStore(tmp_path / "log.db").session() as session:
         assert session.assign_values_from_log(log.last_position())
         assert list(session.values_of("score")) == [("c1", "1.5", BASE)]
+    assert list(log.population().latest_assignments(log.last_position())) == [
+        ("c1", "score", 1.5, BASE, 1)
+    ]
     with SQLiteProjectionStore(tmp_path / "elsewhere.db").session() as session:
         assert not session.assign_values_from_log(log.last_position())
         assert list(session.values_of("score")) == []
