@@ -92,7 +92,7 @@ def test_the_readme_walkthrough_works_as_written(tmp_path):
 
     assert bodies[0]["role"] == "producer"
     assert bodies[1]["rule"] == "opened email within 30 seconds"
-    assert ['did you mean "within"?'] == [e["hint"] for e in bodies[2]["errors"] if e["hint"]]
+    assert [e["hint"] for e in bodies[2]["errors"] if e["hint"]] == ['did you mean "within"?']
     assert bodies[3]["id"] == "engaged"
     assert [s["id"] for s in bodies[5]["segments"]] == ["engaged"]
     assert [m["contact_id"] for m in bodies[6]["members"]] == ["c-1042"]
