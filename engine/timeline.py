@@ -62,23 +62,28 @@ def replay_timeline(
     started it meanwhile (checked under the writer's lock).
     """
     queries = log.population()
-    data = read_log(queries, log.last_position())
-    definitions = read_definitions(data.segment_entries)
-    timeline = Timeline(data, definitions, Fields(queries, data.events, data.last_position), now)
-    if data.last_recorded is not None and now > data.last_recorded:
-        # Time up to `now` is decided here: no append may be recorded before it from now on.
-        log.raise_clock_floor(now)
-    if not only_if_empty:
-        projection.reset()
-    with projection.session() as session:
-        if only_if_empty and session.position:
-            return None
-        next_deadline = timeline.write(session)
-        # The contact view: every property's latest value, for set-wise questions.
-        if not session.assign_values_from_log(data.last_position):
-            session.assign_values(queries.latest_assignments(data.last_position))
+    last = log.last_position()
+    # The contact view (every property's latest value, for set-wise questions) is built
+    # meanwhile, where the store can.
+    with projection.contact_view_from_log(last) as contact_view:
+        data = read_log(queries, last)
+        definitions = read_definitions(data.segment_entries)
+        timeline = Timeline(data, definitions, Fields(queries, data.events, last), now)
+        if data.last_recorded is not None and now > data.last_recorded:
+            # Time up to `now` is decided here: no append may be recorded before it from now on.
+            log.raise_clock_floor(now)
+        if not only_if_empty:
+            projection.reset()
+        with projection.session() as session:
+            if only_if_empty and session.position:
+                return None
+            next_deadline = timeline.write(session)
+            if contact_view is None:
+                session.assign_values(queries.latest_assignments(last))
+            else:
+                session.copy_contact_view(contact_view)
     if progress is not None:
-        progress(data.last_position)
+        progress(last)
     return next_deadline
 
 

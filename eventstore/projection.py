@@ -113,6 +113,11 @@ class ContactReads(Protocol):
         ...
 
 
+class ContactViewBuild(Protocol):
+    """The contact view of the log being built in the background (ProjectionStore's
+    `contact_view_from_log`), for a session of the same store to copy in."""
+
+
 class ProjectionSession(ContactReads, Protocol):
     """One write transaction on the projection."""
 
@@ -188,9 +193,8 @@ class ProjectionSession(ContactReads, Protocol):
         """(contact, prop, value, occurred_at, position): keep each latest assignment."""
         ...
 
-    def assign_values_from_log(self, max_position: int) -> bool:
-        """Keep each latest assignment of the log's `contact_updated` events up to a position,
-        read inside the database if the log lives in it (False, and nothing done, if not)."""
+    def copy_contact_view(self, build: ContactViewBuild) -> None:
+        """Fill the contact view with a build's rows, once it is done."""
         ...
 
     def member_set(self, segment_id: str) -> set[str]:
@@ -223,6 +227,14 @@ class ProjectionStore(ContactReads, Protocol):
 
     def session(self) -> AbstractContextManager[ProjectionSession]:
         """A write transaction (the only writer while it lasts)."""
+        ...
+
+    def contact_view_from_log(
+        self, max_position: int
+    ) -> AbstractContextManager[ContactViewBuild | None]:
+        """Start building the contact view of the log up to a position in the background, if
+        the log lives with the projection (else None); a session copies it in, or it is
+        dropped on exit."""
         ...
 
     def definitions(self) -> list[DefinitionRecord]:

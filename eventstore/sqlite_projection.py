@@ -19,6 +19,7 @@ from eventstore.checkpoints import SQLiteTransaction, create_checkpoint_table, r
 from eventstore.connections import Connections
 from eventstore.projection import (
     Cause,
+    ContactViewBuild,
     DefinitionRecord,
     Forecast,
     MembershipRow,
@@ -26,7 +27,12 @@ from eventstore.projection import (
     TransitionRow,
 )
 from eventstore.sqlite import to_json_text
-from eventstore.sqlite_population import CONTACT_PREFIX_LENGTH, CONTACT_STREAMS
+from eventstore.sqlite_contact_view import (
+    CONTACT_VALUES_COLUMNS,
+    LATEST_WINS,
+    SQLiteContactViewBuild,
+    log_is_in,
+)
 
 NAME = "membership"
 SCHEMA_VERSION = 5  # raise it when the tables change: older projections are rebuilt
@@ -79,12 +85,7 @@ def create_schema(db: sqlite_utils.Database) -> None:
         "CREATE TABLE IF NOT EXISTS contacts (contact_id TEXT PRIMARY KEY,"
         " exists_from INTEGER NOT NULL, last_seen INTEGER NOT NULL) WITHOUT ROWID"
     )
-    # The contact view: each property's latest assignment (by occurred_at, then position).
-    db.execute(
-        "CREATE TABLE IF NOT EXISTS contact_values (prop TEXT NOT NULL, contact_id TEXT NOT NULL,"
-        " value TEXT NOT NULL, occurred_at INTEGER NOT NULL, position INTEGER NOT NULL,"
-        " PRIMARY KEY (prop, contact_id)) WITHOUT ROWID"
-    )
+    db.execute(f"CREATE TABLE IF NOT EXISTS contact_values {CONTACT_VALUES_COLUMNS}")
     db["segment_definitions"].create(
         {"position": int, "stream": str, "type": str, "recorded_at": int, "data": str},
         pk="position",
@@ -117,19 +118,6 @@ def _membership_rows(rows: Iterable[tuple]) -> list[MembershipRow]:
         (s, c, since, due, None if then is None else Forecast(then == 1, d))
         for s, c, since, due, then, d in rows
     ]
-
-
-# Of two assignments of a property, the later by occurred_at, then by position, is kept.
-_LATEST_WINS = (
-    "ON CONFLICT (prop, contact_id) DO UPDATE SET value = excluded.value,"
-    " occurred_at = excluded.occurred_at, position = excluded.position"
-    " WHERE (excluded.occurred_at, excluded.position)"
-    " > (contact_values.occurred_at, contact_values.position)"
-)
-
-
-def _python_json(data: str, prop: str) -> str:
-    return to_json_text(json.loads(data)[prop])
 
 
 _TRANSITION_COLUMNS = (
@@ -407,38 +395,14 @@ class SQLiteProjectionSession(SQLiteContactReads, SQLiteTransaction):
         )
         self.conn.executemany(
             "INSERT INTO contact_values (contact_id, prop, value, occurred_at, position)"
-            f" VALUES (?, ?, ?, ?, ?) {_LATEST_WINS}",
+            f" VALUES (?, ?, ?, ?, ?) {LATEST_WINS}",
             encoded,
         )
 
-    def assign_values_from_log(self, max_position: int) -> bool:
-        """Keep each latest assignment of the log's `contact_updated` events up to a position,
-        read inside the database if the log lives in it (False, and nothing done, if not)."""
-        if not self.conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'events'"
-        ).fetchone():
-            return False
-        # The same text as to_json_text gives: SQLite writes strings, integers and literals
-        # as Python does; numbers with a fraction or beyond 64 bits and nested values, which
-        # it would write differently, are written by Python (rare in contact properties).
-        self.conn.create_function("python_json", 2, _python_json, deterministic=True)
-        # In order of contact, so that each property's rows are appended to the b-tree.
-        self.conn.execute(
-            "INSERT INTO contact_values (prop, contact_id, value, occurred_at, position)"
-            f" SELECT j.key, substr(e.stream, {CONTACT_PREFIX_LENGTH + 1}), CASE j.type"
-            " WHEN 'text' THEN json_quote(j.value) WHEN 'true' THEN 'true'"
-            " WHEN 'false' THEN 'false' WHEN 'null' THEN 'null'"
-            # An integer beyond 64 bits is read as a real: Python writes it.
-            " WHEN 'integer' THEN iif(typeof(j.value) = 'integer', CAST(j.value AS TEXT),"
-            " python_json(e.data, j.key)) ELSE python_json(e.data, j.key) END,"
-            " e.occurred_at, e.position"
-            " FROM events AS e, json_each(e.data) AS j"
-            " WHERE e.type = 'contact_updated' AND e.position <= ?"
-            f" AND {CONTACT_STREAMS}"
-            f" ORDER BY e.stream, e.occurred_at, e.position {_LATEST_WINS}",
-            (max_position,),
-        )
-        return True
+    def copy_contact_view(self, build: ContactViewBuild) -> None:
+        """Fill the contact view with a build's rows, once it is done."""
+        assert isinstance(build, SQLiteContactViewBuild), "a build of this store"
+        build.copy_into(self.conn)
 
     def known_contacts(self, contact_ids: Sequence[str]) -> set[str]:
         """Those of the contacts the projection knows already."""
@@ -530,6 +494,20 @@ class SQLiteProjectionStore(SQLiteContactReads):
         """A write transaction (the only writer while it lasts)."""
         with self._connections.write() as conn:
             yield SQLiteProjectionSession(conn)
+
+    @contextmanager
+    def contact_view_from_log(self, max_position: int) -> Iterator[SQLiteContactViewBuild | None]:
+        """Start building the contact view of the log up to a position in the background, if
+        the log lives in this file (else None); a session copies it in, or it is dropped."""
+        conn = self._connections.get()
+        if not log_is_in(conn):
+            yield None
+            return
+        build = SQLiteContactViewBuild(self.path, max_position)
+        try:
+            yield build
+        finally:
+            build.close(conn)
 
     def _conn(self) -> sqlite3.Connection:
         return self._connections.get()

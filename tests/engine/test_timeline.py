@@ -177,15 +177,19 @@ def test_the_contact_view_is_filled_inside_the_database_only_where_the_log_is(tm
             NewEvent("e2", "segment:s", "contact_updated", {"score": 2}, BASE),
         ]
     )
-    with SQLiteProjectionStore(tmp_path / "log.db").session() as session:
-        assert session.assign_values_from_log(log.last_position())
-        assert list(session.values_of("score")) == [("c1", "1.5", BASE)]
+    here = SQLiteProjectionStore(tmp_path / "log.db")
+    with here.contact_view_from_log(log.last_position()) as build:
+        assert build is not None
+        with here.session() as session:
+            session.copy_contact_view(build)
+            assert list(session.values_of("score")) == [("c1", "1.5", BASE)]
     assert list(log.population().latest_assignments(log.last_position())) == [
         ("c1", "score", 1.5, BASE, 1)
     ]
-    with SQLiteProjectionStore(tmp_path / "elsewhere.db").session() as session:
-        assert not session.assign_values_from_log(log.last_position())
-        assert list(session.values_of("score")) == []
+    with SQLiteProjectionStore(tmp_path / "elsewhere.db").contact_view_from_log(1) as build:
+        assert build is None
+    # The scratch file the build wrote is gone.
+    assert sorted(p.name for p in tmp_path.iterdir() if "contact-view" in p.name) == []
 
 
 def test_an_empty_log(tmp_path):

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import sqlite3
 
+import pytest
+
+from eventstore.interface import NewEvent
 from eventstore.projection import Forecast
+from eventstore.sqlite import SQLiteEventStore
 from eventstore.sqlite_projection import SCHEMA_VERSION, SQLiteProjectionStore
 
 
@@ -156,3 +160,46 @@ def test_one_row_holds_a_membership_and_its_deadline(tmp_path):
         assert s.memberships_of(["new"]) == [] and s.next_deadline() is None
         s.advance(2, 100)
     store.close()
+
+
+def _log_with_views(path, contacts: int) -> SQLiteEventStore:
+    log = SQLiteEventStore(path, lambda: 1_000)
+    log.append(
+        [
+            NewEvent(f"e{i}", f"contact:c{i}", "contact_updated", {"n": i, "s": "x"}, 500)
+            for i in range(contacts)
+        ]
+    )
+    return log
+
+
+def test_a_contact_view_build_left_unused_is_stopped_and_its_file_removed(tmp_path):
+    log = _log_with_views(tmp_path / "p.db", 20_000)
+    store = SQLiteProjectionStore(tmp_path / "p.db")
+    with store.contact_view_from_log(log.last_position()) as build:
+        assert build is not None
+    assert [p.name for p in tmp_path.iterdir() if "contact-view" in p.name] == []
+    assert list(store.values_of("n")) == []
+    # The connection it was detached from works on.
+    with store.contact_view_from_log(log.last_position()) as build, store.session() as s:
+        s.copy_contact_view(build)
+    assert len(list(store.values_of("n"))) == 20_000
+
+
+def test_a_failed_contact_view_build_fails_the_copy_and_writes_nothing(tmp_path):
+    _log_with_views(tmp_path / "p.db", 3)
+    # Not JSON, written past the store (which would refuse it): the build cannot read it.
+    with sqlite3.connect(tmp_path / "p.db") as conn:
+        conn.execute(
+            "INSERT INTO events VALUES (4, 'e4', 'contact:c9', 1, 'contact_updated', 500, 1000,"
+            " 'not json')"
+        )
+    store = SQLiteProjectionStore(tmp_path / "p.db")
+    with (
+        pytest.raises(sqlite3.OperationalError, match="malformed JSON"),
+        store.contact_view_from_log(4) as build,
+        store.session() as s,
+    ):
+        s.copy_contact_view(build)
+    assert list(store.values_of("n")) == []
+    assert [p.name for p in tmp_path.iterdir() if "contact-view" in p.name] == []
