@@ -106,8 +106,8 @@ class SQLiteContactViewBuild:
             conn.close()
 
     def copy_into(self, conn: sqlite3.Connection) -> None:
-        """Wait for the build, then insert its rows into the connection's contact view (in a
-        transaction that is open; `detach` after it ends)."""
+        """Wait for the build, then insert its rows into the connection's contact view (in an
+        open transaction; `close` detaches the scratch file once it has ended)."""
         self._thread.join()
         if self._error is not None:
             raise self._error
