@@ -5,11 +5,17 @@ SQLite does the whole build in one statement, which runs without Python's lock, 
 a core the rebuild does not use. It writes into a scratch file next to the database (the
 rebuild's transaction holds the database's single writer lock meanwhile); a session then
 copies the finished table in, in key order, a fraction of the build's time.
+
+A process killed mid-build leaves its scratch file behind; the next build removes it. Builds
+hold a lock file shared while their scratch files exist, so a build that can take it
+exclusively knows every scratch file of that database is abandoned (flock: across processes,
+released by the kernel when a process dies).
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import sqlite3
@@ -69,13 +75,44 @@ def log_is_in(conn: sqlite3.Connection) -> bool:
     )
 
 
+def _scratch_prefix(db: Path) -> str:
+    return f".{db.name}.contact-view-"
+
+
+def _hold_scratch_lock(db: Path) -> int:
+    """Take the database's scratch lock shared (a descriptor to close), first removing the
+    scratch files that builds of dead processes left, if no build holds the lock."""
+    fd = os.open(db.parent / f".{db.name}.contact-view.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pass  # a build runs: abandoned files wait for a moment when none does
+        else:
+            prefix = _scratch_prefix(db)
+            for name in os.listdir(db.parent):
+                if name.startswith(prefix):
+                    (db.parent / name).unlink(missing_ok=True)
+        fcntl.flock(fd, fcntl.LOCK_SH)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 class SQLiteContactViewBuild:
     """The contact view of the log up to a position, being built in the background."""
 
     def __init__(self, path: str, max_position: int) -> None:
-        handle, self.scratch = tempfile.mkstemp(
-            prefix=".contact-view-", suffix=".db", dir=Path(path).parent
-        )
+        db = Path(path)
+        self._lock = _hold_scratch_lock(db)
+        try:
+            handle, self.scratch = tempfile.mkstemp(
+                prefix=_scratch_prefix(db), suffix=".db", dir=db.parent
+            )
+        except BaseException:
+            os.close(self._lock)
+            raise
         os.close(handle)
         self._error: BaseException | None = None
         # Opened here, so that close() can interrupt it from this thread.
@@ -129,3 +166,4 @@ class SQLiteContactViewBuild:
             conn.execute(f"DETACH {_SCRATCH}")
         for suffix in ("", "-journal"):
             Path(self.scratch + suffix).unlink(missing_ok=True)
+        os.close(self._lock)

@@ -189,7 +189,7 @@ def test_the_contact_view_is_filled_inside_the_database_only_where_the_log_is(tm
     with SQLiteProjectionStore(tmp_path / "elsewhere.db").contact_view_from_log(1) as build:
         assert build is None
     # The scratch file the build wrote is gone.
-    assert sorted(p.name for p in tmp_path.iterdir() if "contact-view" in p.name) == []
+    assert sorted(p.name for p in tmp_path.iterdir() if "contact-view-" in p.name) == []
 
 
 def test_an_empty_log(tmp_path):

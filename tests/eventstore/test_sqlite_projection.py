@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import signal
 import sqlite3
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -178,7 +182,7 @@ def test_a_contact_view_build_left_unused_is_stopped_and_its_file_removed(tmp_pa
     store = SQLiteProjectionStore(tmp_path / "p.db")
     with store.contact_view_from_log(log.last_position()) as build:
         assert build is not None
-    assert [p.name for p in tmp_path.iterdir() if "contact-view" in p.name] == []
+    assert [p.name for p in tmp_path.iterdir() if "contact-view-" in p.name] == []
     assert list(store.values_of("n")) == []
     # The connection it was detached from works on.
     with store.contact_view_from_log(log.last_position()) as build, store.session() as s:
@@ -202,4 +206,42 @@ def test_a_failed_contact_view_build_fails_the_copy_and_writes_nothing(tmp_path)
     ):
         s.copy_contact_view(build)
     assert list(store.values_of("n")) == []
-    assert [p.name for p in tmp_path.iterdir() if "contact-view" in p.name] == []
+    assert [p.name for p in tmp_path.iterdir() if "contact-view-" in p.name] == []
+
+
+# A process that starts a build and waits inside it until it is killed.
+_CRASHING_BUILD = """
+import sys, threading
+from eventstore.sqlite_projection import SQLiteProjectionStore
+store = SQLiteProjectionStore(sys.argv[1])
+with store.contact_view_from_log(10**9) as build:
+    print(build.scratch, flush=True)
+    threading.Event().wait()
+"""
+
+
+def test_a_scratch_file_left_by_a_killed_build_is_removed_by_the_next_one(tmp_path):
+    _log_with_views(tmp_path / "p.db", 3)
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CRASHING_BUILD, str(tmp_path / "p.db")],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    try:
+        theirs = Path(child.stdout.readline().strip())
+        assert theirs.exists()
+        store = SQLiteProjectionStore(tmp_path / "p.db")
+        # While their build runs, ours leaves their file alone.
+        with store.contact_view_from_log(3) as build, store.session() as s:
+            s.copy_contact_view(build)
+        assert theirs.exists()
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        child.stdout.close()
+    assert theirs.exists()  # nothing of theirs ran on to remove it
+    with store.contact_view_from_log(3) as build:
+        assert build is not None and not theirs.exists()
+    assert [p.name for p in tmp_path.iterdir() if "contact-view-" in p.name] == []
+    assert len(list(store.values_of("n"))) == 3
