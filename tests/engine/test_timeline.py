@@ -18,6 +18,8 @@ from engine.history import Event, History
 from engine.projector import Projector
 from engine.replay import replay
 from engine.service import ContactEvent, Service
+from engine.timeline import replay_timeline
+from engine.timeline_defs import Unsupported
 from engine.timeline_leaves import Leaves
 from engine.timeline_log import Fields, read_log
 from engine.timeline_steps import Axis
@@ -78,7 +80,7 @@ def test_timeline_replay_equals_the_live_projection(tmp_path_factory, scenario):
     path = tmp_path_factory.mktemp("timeline")
     log, live, end = run_live(scenario, path)
     rebuilt = SQLiteProjectionStore(path / "timeline.db")
-    replay(log, rebuilt, end, method="timeline")
+    replay_timeline(log, rebuilt, end)
 
     expected, found = contents(live), contents(rebuilt)
     assert rebuilt.checkpoint()[0] == live.checkpoint()[0]
@@ -87,11 +89,35 @@ def test_timeline_replay_equals_the_live_projection(tmp_path_factory, scenario):
     assert found == expected
     # Rebuilt in the log's own file, the contact view is filled inside the database.
     in_place = in_place_copy(log, path / "in-place.db")
-    replay(in_place, SQLiteProjectionStore(in_place.path), end, method="timeline")
+    replay_timeline(in_place, SQLiteProjectionStore(in_place.path), end)
     assert contents(SQLiteProjectionStore(in_place.path)) == expected
     # Deadlines: from both projections, the projector carries on to the same future.
     later = end + 120 * SECOND
     assert carry_on(log, rebuilt, later) == carry_on(log, live, later)
+
+
+def test_a_log_the_timeline_cannot_order_is_replayed_by_the_projector(tmp_path):
+    """Rules that refer to each other both ways at different times (never a cycle at any one
+    instant) have no single order to compute them in: the timeline refuses the log, and
+    replay(method="timeline") rebuilds it with the projector instead, to the same result."""
+    clock = Clock(BASE)
+    log = SQLiteEventStore(tmp_path / "log.db", clock)
+    service = Service(log, SQLiteProjectionStore(tmp_path / "live.db"), clock)
+    service.define_segment("B", "opened email")
+    service.define_segment("A", 'in segment "B"')
+    service.ingest([_opened("c1", BASE)])
+    clock.now = BASE + SECOND
+    service.change_rule("a", "purchased")
+    service.change_rule("b", 'not in segment "A"')
+    service.ingest([ContactEvent("c1", "purchased")])
+    clock.now = BASE + 2 * SECOND
+    service.catch_up()
+    with pytest.raises(Unsupported, match="cycle"):
+        replay_timeline(log, SQLiteProjectionStore(tmp_path / "refused.db"), clock.now)
+    rebuilt = SQLiteProjectionStore(tmp_path / "rebuilt.db")
+    replay(log, rebuilt, clock.now, method="timeline")
+    assert len(transitions_of(rebuilt)) >= 3
+    assert contents(rebuilt) == contents(service.projection)
 
 
 def in_place_copy(log: SQLiteEventStore, path) -> SQLiteEventStore:
@@ -118,7 +144,7 @@ def test_a_change_due_when_a_referring_segment_is_defined(tmp_path):
     )
     log, live, end = run_live(scenario, tmp_path)
     rebuilt = SQLiteProjectionStore(tmp_path / "timeline.db")
-    replay(log, rebuilt, end, method="timeline")
+    replay_timeline(log, rebuilt, end)
     assert ("s2", "c1", "entered", BASE + 6 * SECOND, 1, ("created", 3)) in [
         (*t[:5], (t[5].kind, t[5].position)) for t in transitions_of(rebuilt)
     ]
@@ -160,7 +186,7 @@ def test_the_contact_view_filled_inside_the_database_has_the_same_texts(tmp_path
     )
     copy = in_place_copy(log, tmp_path / "copy.db")
     rebuilt = SQLiteProjectionStore(copy.path)
-    replay(copy, rebuilt, clock.now, method="timeline")
+    replay_timeline(copy, rebuilt, clock.now)
     for prop in awkward:
         assert sorted(rebuilt.values_of(prop)) == sorted(live.values_of(prop)), prop
     assert dict((c, v) for c, v, _ in rebuilt.values_of("int")) == {"c1": "-7", "c2": "2"}
@@ -195,7 +221,7 @@ def test_the_contact_view_is_filled_inside_the_database_only_where_the_log_is(tm
 def test_an_empty_log(tmp_path):
     log = SQLiteEventStore(tmp_path / "log.db", Clock(BASE))
     rebuilt = SQLiteProjectionStore(tmp_path / "timeline.db")
-    assert replay(log, rebuilt, BASE, method="timeline") is None
+    assert replay_timeline(log, rebuilt, BASE) is None
     assert contents(rebuilt)["transitions"] == []
 
 
@@ -209,9 +235,9 @@ def test_time_not_yet_past_the_last_instant(tmp_path):
     service.ingest([_opened("c1", BASE), _opened("c2", BASE)])
     clock.now = BASE + 5 * SECOND
     log.append([NewEvent("x", "contact:c2", "page_viewed", {})])
-    for method in ("projector", "timeline"):
-        projection = SQLiteProjectionStore(tmp_path / f"{method}.db")
-        replay(log, projection, BASE + 1, method=method)
+    for rebuild in (replay, replay_timeline):
+        projection = SQLiteProjectionStore(tmp_path / f"{rebuild.__name__}.db")
+        rebuild(log, projection, BASE + 1)
         assert [t[:4] for t in transitions_of(projection)] == [
             ("openers", "c1", "entered", BASE),
             ("openers", "c1", "exited", BASE + 5 * SECOND),
@@ -238,7 +264,7 @@ def test_entries_in_the_replayed_instant_net_out_with_its_transitions(tmp_path):
     clock.now = BASE + 5 * SECOND
     service.ingest([_opened("c1", clock.now)])
     rebuilt = SQLiteProjectionStore(tmp_path / "timeline.db")
-    replay(log, rebuilt, clock.now, method="timeline")
+    replay_timeline(log, rebuilt, clock.now)
 
     # The same millisecond: c1 buys, so it never was a quiet opener.
     service.ingest([ContactEvent("c1", "purchased")])
@@ -259,7 +285,7 @@ def test_timeline_replay_equals_projector_replay_on_generated_data(tmp_path):
     by_projector = SQLiteProjectionStore(tmp_path / "projector.db")
     by_timeline = SQLiteProjectionStore(tmp_path / "timeline.db")
     replay(log, by_projector, now)
-    replay(log, by_timeline, now, method="timeline")
+    replay_timeline(log, by_timeline, now)
     expected, found = contents(by_projector), contents(by_timeline)
     assert len(expected["transitions"]) > 1_000
     assert {t[5].kind for t in expected["transitions"]} >= {"event", "time", "list_edit"}
