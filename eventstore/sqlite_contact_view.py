@@ -14,7 +14,6 @@ released by the kernel when a process dies).
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import json
 import os
@@ -115,7 +114,8 @@ class SQLiteContactViewBuild:
             raise
         os.close(handle)
         self._error: BaseException | None = None
-        # Opened here, so that close() can interrupt it from this thread.
+        # Opened and closed by this thread, so that close() can interrupt it without racing
+        # its closing (SQLite forbids interrupting a connection that may be closing).
         self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._thread = threading.Thread(
             target=self._build, args=(max_position,), name="contact-view", daemon=True
@@ -139,8 +139,6 @@ class SQLiteContactViewBuild:
             conn.execute("COMMIT")
         except BaseException as exc:  # handed to whoever waits for the build
             self._error = exc
-        finally:
-            conn.close()
 
     def copy_into(self, conn: sqlite3.Connection) -> None:
         """Wait for the build, then insert its rows into the connection's contact view (in an
@@ -157,11 +155,12 @@ class SQLiteContactViewBuild:
 
     def close(self, conn: sqlite3.Connection) -> None:
         """Stop the build if it still runs, detach it from the connection, remove the file."""
-        if self._thread.is_alive():
-            # It may have finished, and closed its connection, meanwhile.
-            with contextlib.suppress(sqlite3.ProgrammingError):
-                self._conn.interrupt()
-            self._thread.join()
+        # Again and again until it ends: an interrupt that lands between two statements (or
+        # before the first) is lost.
+        while self._thread.is_alive():
+            self._conn.interrupt()
+            self._thread.join(0.01)
+        self._conn.close()
         if any(row[1] == _SCRATCH for row in conn.execute("PRAGMA database_list")):
             conn.execute(f"DETACH {_SCRATCH}")
         for suffix in ("", "-journal"):

@@ -177,17 +177,34 @@ def _log_with_views(path, contacts: int) -> SQLiteEventStore:
     return log
 
 
+def _log_with_many_views(path, contacts: int) -> None:
+    """Contacts with ten properties each, written straight in SQL (fast to make; long
+    enough to build that a build left unused is still running when it is dropped)."""
+    SQLiteEventStore(path, lambda: 1_000).close()
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)"
+            " INSERT INTO events SELECT i, 'e' || i, 'contact:c' || i, 1, 'contact_updated',"
+            " 500, 1000, json_object('n', i, 'b', i, 'c', i, 'd', i, 'e', i, 'f', i, 'g', i,"
+            " 'h', i, 'i', i, 'j', i) FROM n",
+            (contacts,),
+        )
+
+
 def test_a_contact_view_build_left_unused_is_stopped_and_its_file_removed(tmp_path):
-    log = _log_with_views(tmp_path / "p.db", 20_000)
+    _log_with_many_views(tmp_path / "p.db", 50_000)
     store = SQLiteProjectionStore(tmp_path / "p.db")
-    with store.contact_view_from_log(log.last_position()) as build:
+    with store.contact_view_from_log(50_000) as build:
         assert build is not None
+    assert isinstance(build._error, sqlite3.OperationalError)
+    assert "interrupted" in str(build._error)
     assert [p.name for p in tmp_path.iterdir() if "contact-view-" in p.name] == []
     assert list(store.values_of("n")) == []
     # The connection it was detached from works on.
-    with store.contact_view_from_log(log.last_position()) as build, store.session() as s:
+    with store.contact_view_from_log(50_000) as build, store.session() as s:
         s.copy_contact_view(build)
-    assert len(list(store.values_of("n"))) == 20_000
+    assert build._error is None
+    assert len(list(store.values_of("n"))) == 50_000
 
 
 def test_a_failed_contact_view_build_fails_the_copy_and_writes_nothing(tmp_path):
