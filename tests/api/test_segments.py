@@ -38,12 +38,12 @@ def test_validate_gives_canonical_text_ast_and_what_the_rule_reads(api):
 
 def test_an_invalid_rule_gets_every_problem_with_line_column_and_hint(api):
     response = api("marketer").post(
-        "/v1/rules/validate", json={"rule": "opened email withn 7 days"}
+        "/v1/rules/validate", json={"rule": 'opened email withn 7 days\nand country iz "DE"'}
     )
     assert response.status_code == 422
-    problem = response.json["errors"][0]
-    assert (problem["line"], problem["column"]) == (1, 14)
-    assert "within" in (problem["hint"] or "")
+    errors = response.json["errors"]
+    assert [(e["line"], e["column"]) for e in errors] == [(1, 14), (2, 13)]
+    assert [e["hint"] for e in errors] == ['did you mean "within"?', 'did you mean "is"?']
 
 
 def test_creating_a_segment_evaluates_existing_contacts_at_once(api, clock):
@@ -135,6 +135,8 @@ def test_cycles_are_refused(api):
     )
     assert response.status_code == 422
     assert "cycle" in response.json["errors"][0]["message"]
+    kept = api("marketer").get("/v1/segments/a").json
+    assert (kept["version"], kept["rule"]) == (1, "purchased")
 
 
 def test_archiving_removes_members_and_refuses_segments_in_use(api):

@@ -76,7 +76,8 @@ def test_a_killed_service_loses_nothing_it_acknowledged(tmp_path):
         server = Server(db).start()
         if round_ == 0:
             for name, rule in SEGMENTS:
-                assert server.call("POST", "/v1/segments", {"name": name, "rule": rule}, admin)[0]
+                created = server.call("POST", "/v1/segments", {"name": name, "rule": rule}, admin)
+                assert created[0] == 201, created
         killer = threading.Timer(rng.uniform(0.5, 1.5), server.process.kill)
         killer.start()
         retried.append(producer.next)

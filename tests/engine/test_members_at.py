@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+from engine.asof import AsOfSets
+from engine.population import Answer
 from engine.service import ContactEvent, Service
 from eventstore.sqlite import SQLiteEventStore
 from eventstore.sqlite_projection import SQLiteProjectionStore
 from tests.clock import DAY, START, Clock
 
 
-def test_paging_through_members_at_an_instant(tmp_path):
+def test_paging_through_members_at_an_instant(tmp_path, monkeypatch):
+    # The real evaluation runs, counted.
+    evaluated = []
+    answer = AsOfSets.answer
+
+    def counted(sets: AsOfSets, segment_id: str) -> Answer:
+        evaluated.append(segment_id)
+        return answer(sets, segment_id)
+
+    monkeypatch.setattr(AsOfSets, "answer", counted)
     clock = Clock(START)
     service = Service(
         SQLiteEventStore(tmp_path / "s.db", clock), SQLiteProjectionStore(tmp_path / "s.db"), clock
@@ -27,12 +38,14 @@ def test_paging_through_members_at_an_instant(tmp_path):
             break
     assert [len(p) for p in pages] == [10, 10, 5]
     assert [c for p in pages for c in p] == [f"c{i:02d}" for i in range(25)]
+    assert evaluated == ["openers"]  # once for the three pages
     assert service.members("openers")[0] == []
 
     # A late event known now changes the answer at that instant: the kept one is not reused.
     service.ingest([ContactEvent("b-late", "email_opened", occurred_at=START + DAY - 10)])
     page, _ = service.members("openers", at=at, limit=3)
     assert [m.contact_id for m in page] == ["b-late", "c00", "c01"]
+    assert evaluated == ["openers", "openers"]
 
 
 def test_a_static_list_may_hold_contacts_without_events_but_a_rule_on_it_does_not(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import engine.service
 from engine.replay import replay, verify
 from engine.service import ContactEvent, Service
 from engine.timeline import replay_timeline
@@ -38,8 +39,17 @@ def test_replay_rebuilds_exactly_what_the_live_run_built(tmp_path):
     service, clock = live_service(tmp_path)
     before = rows(service.projection)
     assert len(before[0]) >= 6  # entries and time-driven exits happened
+    lose_transitions_and_members(service.projection)
     replay(service.log, service.projection, clock())
     assert rows(service.projection) == before
+
+
+def lose_transitions_and_members(projection: SQLiteProjectionStore) -> None:
+    """Damage a projection behind its back (so that a replay that did nothing shows)."""
+    with projection.session() as session:
+        session.conn.execute("DELETE FROM transitions")
+        session.conn.execute("DELETE FROM memberships")
+    assert rows(projection) == ([], [])
 
 
 def test_verify_agrees_with_an_untouched_projection(tmp_path):
@@ -58,12 +68,22 @@ def test_verify_reports_a_tampered_projection(tmp_path):
     assert any("transition" in line for line in report.differences)
 
 
-def test_a_service_starting_on_an_empty_projection_rebuilds_it_set_wise(tmp_path):
+def test_a_service_starting_on_an_empty_projection_rebuilds_it_set_wise(tmp_path, monkeypatch):
     service, clock = live_service(tmp_path)
+    # The real rebuild runs, watched (the projector, entry by entry, would fill the
+    # projection just the same).
+    rebuilt = []
+
+    def watched(*args, **kwargs):
+        rebuilt.append(replay_timeline(*args, **kwargs))
+        return rebuilt[-1]
+
+    monkeypatch.setattr(engine.service, "replay_timeline", watched)
     fresh = Service(
         service.log, SQLiteProjectionStore(tmp_path / "fresh.db"), clock, rebuild_from=1
     )
     fresh.catch_up()
+    assert len(rebuilt) == 1  # once, and it did not refuse the log
     assert rows(fresh.projection) == rows(service.projection)
     assert fresh.projection.checkpoint() == service.projection.checkpoint()
     # Later work goes on incrementally from there.
