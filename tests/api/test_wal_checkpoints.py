@@ -48,8 +48,15 @@ def test_without_the_scheduler_sqlite_checkpoints_on_commits(tmp_path):
             "SCHEDULER": False,
         }
     )
+    path = tmp_path / "segments.db"
     try:
-        log = app.extensions["segments"].service.log.connection()
+        service = app.extensions["segments"].service
+        log = service.log.connection()
         assert log.execute("PRAGMA wal_autocheckpoint").fetchone() == (1000,)
+        empty = path.stat().st_size
+        big = {"note": "x" * 2_000}
+        for batch in range(5):  # some 3 MB: past 1,000 pages of log, a commit copies it back
+            service.ingest([ContactEvent(f"c{batch}-{i}", "page_viewed", big) for i in range(300)])
+        assert path.stat().st_size > empty + 1_000_000
     finally:
         close(app)
