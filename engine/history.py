@@ -90,6 +90,9 @@ class History:
     def add(self, events: Iterable[Event]) -> None:
         """Add events that come after every event already here in the log."""
         for e in sorted(events, key=lambda x: x.position):
+            if self.events and e.position <= self.events[-1].position:
+                # Counted twice, it would move counts and totals without a word.
+                raise ValueError(f"event at position {e.position} is not after this history")
             self.events.append(e)
             _insert(self.by_time, self._times, e, e.occurred_at, _time_key)
             for selection in self._by_type.get(e.type, ()):

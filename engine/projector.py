@@ -282,17 +282,16 @@ class Histories:
             history = History(to_event(s) for s in stored if s.position <= upto)
             self._remember(stream[len(CONTACT_STREAM) :], history)
 
-    def extend(self, contact: str, events: Sequence[Event], upto: int, known: bool) -> History:
-        """The contact's history with newly applied events added (`known`: it had events)."""
-        cached = self._cache.get(contact)
-        if cached is None:
-            if known:
-                return self.get(contact, upto)
-            cached = History()
-            self._remember(contact, cached)
-        cached.add(events)
-        self._cache.move_to_end(contact)
-        return cached
+    def extend(self, contact: str, events: Sequence[Event], before: int, known: bool) -> History:
+        """The contact's history up to position `before` (`known`: it has events there), with
+        the events that follow it added."""
+        if known or contact in self._cache:
+            history = self.get(contact, before)
+        else:
+            history = History()
+            self._remember(contact, history)
+        history.add(events)
+        return history
 
     def _remember(self, contact: str, history: History) -> None:
         self._cache[contact] = history
@@ -473,9 +472,12 @@ class Projector:
         histories: dict[str, History] = {}
         if arrived:
             known = session.known_contacts(list(arrived))
-            self._histories.prefetch(known, upto)
+            # Histories are read from the log as they stood before this instant's entries
+            # (as cached ones do), and the entries added to them.
+            before = entries[0].position - 1
+            self._histories.prefetch(known, before)
             histories = {
-                c: self._histories.extend(c, evs, upto, c in known) for c, evs in arrived.items()
+                c: self._histories.extend(c, evs, before, c in known) for c, evs in arrived.items()
             }
             session.add_contacts(
                 [

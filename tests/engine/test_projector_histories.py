@@ -1,0 +1,51 @@
+"""The projector's cache of contact histories: a history it no longer holds (more contacts
+than it keeps, or dropped because another process moved the projection) is read back from
+the log, and the events being applied are counted once."""
+
+from __future__ import annotations
+
+from engine.projector import Projector
+from engine.service import ContactEvent, Service
+from eventstore.interface import NewEvent
+from eventstore.sqlite import SQLiteEventStore
+from eventstore.sqlite_projection import SQLiteProjectionStore
+from tests.clock import START, Clock
+
+
+def visits(contact: str, n: int) -> NewEvent:
+    return NewEvent(f"{contact}-{n}", f"contact:{contact}", "page_viewed", {})
+
+
+def test_a_history_read_back_from_the_log_counts_each_event_once(tmp_path):
+    clock = Clock(START)
+    log = SQLiteEventStore(tmp_path / "s.db", clock)
+    projection = SQLiteProjectionStore(tmp_path / "s.db")
+    Service(log, projection, clock).define_segment("Thrice", "visited page at least 3 times")
+    # Keeps one history: each contact's is read back from the log at its next event.
+    projector = Projector(log, projection, history_cache=1)
+    for n in range(3):
+        for contact in ("c0", "c1"):
+            clock.now += 1000
+            log.append([visits(contact, n)])
+            projector.advance(clock.now)
+    entered = [(t.contact_id, t.cause.position) for t in projection.all_transitions()]
+    assert entered == [("c0", 6), ("c1", 7)]  # at the third visit of each, positions 6 and 7
+
+
+def test_two_projectors_on_one_projection_count_each_event_once(tmp_path):
+    """As two processes do: each finds the projection moved by the other and reads back."""
+    clock = Clock(START)
+    log = SQLiteEventStore(tmp_path / "s.db", clock)
+    projection = SQLiteProjectionStore(tmp_path / "s.db")
+    service = Service(log, projection, clock)
+    service.define_segment("Thrice", "visited page at least 3 times")
+    other = Projector(log, projection)
+    for n in range(3):
+        clock.now += 1000
+        service.ingest([ContactEvent("c0", "page_viewed")])
+        clock.now += 1000
+        log.append([visits("c0", f"other-{n}")])
+        other.advance(clock.now)
+        entered = [(t.contact_id, t.cause.position) for t in projection.all_transitions()]
+        # The third visit is the service's second event (position 4).
+        assert entered == ([] if n < 1 else [("c0", 4)])
