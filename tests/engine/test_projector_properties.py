@@ -154,7 +154,7 @@ def run_live(scenario: Scenario, path) -> tuple[SQLiteEventStore, SQLiteProjecti
     clock = Clock(BASE)
     log = SQLiteEventStore(path / "log.db", clock)
     projection = SQLiteProjectionStore(path / "log.db")
-    projector = Projector(log, projection, page_size=4)
+    projector = Projector(log, projection, page_size=4, deadline_batch=3)
     ids = iter(range(1, 10_000))
     for step in scenario.steps:
         clock.now += step[1] * SECOND
@@ -277,9 +277,10 @@ def test_live_replay_and_definition_agree(tmp_path_factory, scenario):
     log, live, end = run_live(scenario, path)
 
     # The live run settles deadlines from their forecasts; the replay evaluates at each one,
-    # and keeps one contact's history at a time (the others are read back from the log).
+    # keeps one contact's history at a time (the others are read back from the log) and reads
+    # due deadlines two at a time.
     scratch = SQLiteProjectionStore(path / "replay.db")
-    Projector(log, scratch, forecasts=False, history_cache=1).advance(end)
+    Projector(log, scratch, forecasts=False, history_cache=1, deadline_batch=2).advance(end)
     assert transitions_of(scratch) == transitions_of(live)
     assert list(scratch.all_members()) == list(live.all_members())
 
