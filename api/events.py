@@ -6,7 +6,16 @@ from flask import Blueprint, Response, current_app, request
 
 from api import schemas as s
 from api.problems import Problem
-from api.web import cursor_arg, dump, encode_cursor, limit_arg, operation, raw_json_body, services
+from api.web import (
+    cursor_arg,
+    dump,
+    encode_cursor,
+    limit_arg,
+    operation,
+    raw_json_body,
+    services,
+    whole_number,
+)
 from engine.service import ContactEvent
 
 bp = Blueprint("events", __name__)
@@ -67,8 +76,7 @@ def schedule_next() -> None:
 def get_events() -> Response:
     after = cursor_arg(int)
     if after is None:
-        text = _after_arg()
-        after = int(text) if text else 0
+        after = _after_arg()
     limit = limit_arg()
     events = services().service.events(after, limit + 1)
     more = len(events) > limit
@@ -79,13 +87,16 @@ def get_events() -> Response:
     )
 
 
-def _after_arg() -> str | None:
+def _after_arg() -> int:
     text = request.args.get("after")
-    if text is not None and not text.isdigit():
+    if not text:
+        return 0
+    after = whole_number(text)
+    if after is None:
         raise Problem(
             400,
             "Invalid query parameter",
             "after is a log position (a whole number)",
             [{"field": "after", "message": "a whole number"}],
         )
-    return text
+    return after

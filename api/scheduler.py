@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from api.schemas import LAST_INSTANT
+
 log = logging.getLogger(__name__)
 JOB = "deadlines"
 
@@ -60,8 +62,8 @@ class DeadlineScheduler:
 
     def wake_at(self, due: int | None) -> None:
         """Make sure the job runs at `due` (UTC ms) unless it is armed earlier already."""
-        if due is None or not self._scheduler.running:
-            return
+        if due is None or due > LAST_INSTANT or not self._scheduler.running:
+            return  # past year 9999 (a far-off date property): no datetime holds it
         with self._lock:
             if self._armed is not None and self._armed <= due:
                 return

@@ -11,38 +11,73 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MS = timedelta(milliseconds=1)
+DAY_MS = 86_400_000
+# Instants the API takes in: the years ISO-8601 writes with four digits, in UTC.
+FIRST_INSTANT = (datetime(1, 1, 1, tzinfo=UTC) - EPOCH) // MS
+LAST_INSTANT = (datetime(9999, 12, 31, 23, 59, 59, 999_000, tzinfo=UTC) - EPOCH) // MS
 ID = validate.Length(min=1, max=200)
 MAX_PROPERTY_NAME = 200
+MAX_NESTING = 32  # of objects and arrays in a property's value
 EVENT_TYPE = validate.Regexp(
-    r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,99}$",
+    r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,99}\Z",
     error="an event type is 1-100 letters, digits, '_', '.', ':' or '-',"
     " starting with a letter or digit",
 )
 NO_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
+class InstantOutOfRange(ValueError):
+    """An instant outside the years 0001-9999 in UTC."""
+
+
 @functools.lru_cache(maxsize=4096)  # a batch's receipts share one recorded_at
 def format_instant(ms: int | None) -> str | None:
-    """UTC milliseconds as ISO-8601 with milliseconds and Z."""
+    """UTC milliseconds as ISO-8601 with milliseconds and Z. Any instant: one computed from
+    another (a deadline, a window's start) may lie beyond the years 0000-9999, and is then
+    written with a sign and six digits of year, as JavaScript does (+010000-01-30T...)."""
     if ms is None:
         return None
-    moment = EPOCH + ms * MS
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    days, rest = divmod(ms, DAY_MS)
+    year, month, day = _civil_from_days(days)
+    hours, rest = divmod(rest, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    seconds, millis = divmod(rest, 1000)
+    y = f"{year:04d}" if 0 <= year <= 9999 else f"{year:+07d}"
+    return f"{y}-{month:02d}-{day:02d}T{hours:02d}:{minutes:02d}:{seconds:02d}.{millis:03d}Z"
+
+
+def _civil_from_days(days: int) -> tuple[int, int, int]:
+    """Year, month and day of the proleptic Gregorian calendar, `days` after 1970-01-01
+    (H. Hinnant's days_from_civil inverse, valid for any integer)."""
+    z = days + 719_468
+    era = z // 146_097
+    doe = z - era * 146_097
+    yoe = (doe - doe // 1460 + doe // 36_524 - doe // 146_096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    day = doy - (153 * mp + 2) // 5 + 1
+    month = mp + 3 if mp < 10 else mp - 9
+    return yoe + era * 400 + (month <= 2), month, day
 
 
 def parse_instant(text: str) -> int:
-    """ISO-8601 with a time zone, to UTC milliseconds; ValueError otherwise."""
+    """ISO-8601 with a time zone, to UTC milliseconds; ValueError otherwise
+    (InstantOutOfRange for one outside the years 0001-9999 in UTC)."""
     moment = datetime.fromisoformat(text.replace("z", "Z"))
     if moment.tzinfo is None:
         raise ValueError("no time zone")
-    return (moment - EPOCH) // MS
+    ms = (moment - EPOCH) // MS
+    if not FIRST_INSTANT <= ms <= LAST_INSTANT:
+        raise InstantOutOfRange(text)
+    return ms
 
 
 class Instant(fields.Field):
     """An instant: ISO-8601 with a time zone in, UTC with milliseconds and Z out."""
 
     default_error_messages = {
-        "invalid": "not an ISO-8601 instant with a time zone, such as 2026-11-20T09:15:00.250Z"
+        "invalid": "not an ISO-8601 instant with a time zone, such as 2026-11-20T09:15:00.250Z",
+        "range": "outside the years 0001-9999 in UTC",
     }
 
     def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
@@ -53,20 +88,26 @@ class Instant(fields.Field):
             raise self.make_error("invalid")
         try:
             return parse_instant(value)
+        except InstantOutOfRange as exc:
+            raise self.make_error("range") from exc
         except ValueError as exc:
             raise self.make_error("invalid") from exc
 
 
 class Identifier(fields.String):
-    """A contact or event id: 1-200 characters, no control characters."""
+    """A contact or event id: 1-200 characters, no control characters; with `in_urls` (a
+    contact id, which paths such as /v1/contacts/{id} name) no '/' either."""
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, *, in_urls: bool = False, **kwargs: Any) -> None:
         super().__init__(validate=ID, **kwargs)
+        self.in_urls = in_urls
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         text = super()._deserialize(value, attr, data, **kwargs)
         if NO_CONTROL.search(text) or text != text.strip():
             raise ValidationError("ids have no control characters and no surrounding spaces")
+        if self.in_urls and "/" in text:
+            raise ValidationError("contact ids have no '/': URLs name them")
         return text
 
 
@@ -77,12 +118,29 @@ class Properties(fields.Dict):
         if not isinstance(value, dict):
             raise self.make_error("invalid")
         # The names are checked in one pass, not as a field each: a batch holds thousands.
-        for name in value:  # JSON names are text
+        for name, item in value.items():  # JSON names are text
             if not 1 <= len(name) <= MAX_PROPERTY_NAME:
                 raise ValidationError(
                     f"a property name has 1-{MAX_PROPERTY_NAME} characters, not {len(name)}"
                 )
+            if NO_CONTROL.search(name):
+                raise ValidationError(f"the property name {name!r} has a control character")
+            if isinstance(item, dict | list) and _nesting(item) > MAX_NESTING:
+                raise ValidationError(
+                    f"the value of {name!r} is nested more than {MAX_NESTING} levels deep"
+                )
         return value
+
+
+def _nesting(value: Any) -> int:
+    """How deep JSON objects and arrays nest in a value (1 for a flat one)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        inner = item.values() if isinstance(item, dict) else item
+        stack += [(v, depth + 1) for v in inner if isinstance(v, dict | list)]
+    return deepest
 
 
 # ---- producers ----
@@ -90,7 +148,7 @@ class Properties(fields.Dict):
 
 class EventIn(Schema):
     event_id = Identifier(metadata={"description": "idempotency key; a fresh one if absent"})
-    contact_id = Identifier(required=True)
+    contact_id = Identifier(required=True, in_urls=True)
     type = fields.String(required=True, validate=EVENT_TYPE)
     occurred_at = Instant(metadata={"description": "event time; the time of receipt if absent"})
     properties = Properties(
@@ -161,7 +219,13 @@ class RuleOut(Schema):
 
 
 class SegmentIn(Schema):
-    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    name = fields.String(
+        required=True,
+        validate=[
+            validate.Length(min=1, max=200),
+            validate.Regexp(r"^[^\x00-\x1f\x7f]*\Z", error="a name has no control characters"),
+        ],
+    )
     kind = fields.String(load_default="dynamic", validate=validate.OneOf(["dynamic", "static"]))
     rule = fields.String(validate=validate.Length(min=1))
     description = fields.String(validate=validate.Length(max=2000), allow_none=True)
@@ -202,7 +266,7 @@ class SegmentListOut(Schema):
 class PreviewIn(Schema):
     rule = fields.String(required=True, validate=validate.Length(min=1))
     at = Instant()
-    sample = fields.Integer(load_default=20, validate=validate.Range(min=0, max=1000))
+    sample = fields.Integer(load_default=20, strict=True, validate=validate.Range(min=0, max=1000))
 
 
 class PreviewOut(Schema):
@@ -213,8 +277,12 @@ class PreviewOut(Schema):
 
 
 class StaticEditIn(Schema):
-    add = fields.List(Identifier(), load_default=list, validate=validate.Length(max=10_000))
-    remove = fields.List(Identifier(), load_default=list, validate=validate.Length(max=10_000))
+    add = fields.List(
+        Identifier(in_urls=True), load_default=list, validate=validate.Length(max=10_000)
+    )
+    remove = fields.List(
+        Identifier(in_urls=True), load_default=list, validate=validate.Length(max=10_000)
+    )
 
     @validates_schema
     def _something(self, data: dict[str, Any], **kwargs: Any) -> None:

@@ -20,6 +20,7 @@ from api.web import (
     limit_arg,
     operation,
     services,
+    whole_number,
 )
 from engine.evaluate import Explanation
 from engine.segments import Segment
@@ -177,10 +178,10 @@ def _if_match() -> int | None:
         )
     if header.strip() == "*":
         return None
-    text = header.strip().removeprefix("W/").strip('"')
-    if not text.isdigit():
+    version = whole_number(header.strip().removeprefix("W/").strip('"'))
+    if version is None:
         raise Problem(400, "Invalid If-Match", 'If-Match is an ETag such as "3"')
-    return int(text)
+    return version
 
 
 @bp.delete("/v1/segments/<segment_id>")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import wraps
@@ -15,7 +16,7 @@ from flask import Response, current_app, g, request
 from marshmallow import Schema
 
 from api.problems import Problem
-from api.schemas import parse_instant
+from api.schemas import InstantOutOfRange, parse_instant
 from engine.service import Service
 from eventstore.sqlite_keys import SQLiteKeyStore
 
@@ -123,7 +124,57 @@ def json_body(schema: Schema) -> Any:
             f"{exc.msg} at line {exc.lineno}, column {exc.colno}",
             [{"field": "(body)", "line": exc.lineno, "column": exc.colno, "message": exc.msg}],
         ) from exc
+    except RecursionError as exc:
+        raise Problem(400, "Malformed JSON", "the body is nested too deeply") from exc
+    except ValueError as exc:  # a number of more digits than Python converts
+        raise Problem(400, "Malformed JSON", str(exc)) from exc
+    # A \ud800-\udfff escape on its own is valid JSON syntax but no text (UTF-8 cannot hold
+    # it); looked for only when the body has such an escape at all.
+    if _SURROGATE_ESCAPE.search(raw):
+        where = _lone_surrogate(data, "")
+        if where is not None:
+            raise Problem(
+                422,
+                "Invalid input",
+                f"{where or 'the body'} holds a lone UTF-16 surrogate, which is no text",
+                [{"field": where or "(body)", "message": "not valid Unicode"}],
+            )
     return schema.load(data)
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _lone_surrogate(value: Any, path: str) -> str | None:
+    """The path (events.0.contact_id) of the first text in a JSON value that UTF-8 cannot
+    encode, or None."""
+    stack = [(path, value)]
+    while stack:
+        where, item = stack.pop()
+        if isinstance(item, str):
+            if not _encodable(item):
+                return where
+            continue
+        if isinstance(item, dict):
+            pairs: Any = item.items()
+        elif isinstance(item, list):
+            pairs = enumerate(item)
+        else:
+            continue
+        inner = [(f"{where}.{key}" if where else str(key), key, v) for key, v in pairs]
+        for name, key, _ in inner:
+            if isinstance(key, str) and not _encodable(key):
+                return name.encode("utf-8", "backslashreplace").decode()  # nameable
+        stack += [(name, v) for name, _, v in reversed(inner)]
+    return None
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def raw_json_body() -> Any:
@@ -143,6 +194,13 @@ def instant_arg(name: str = "at") -> int | None:
         return None
     try:
         return parse_instant(text)
+    except InstantOutOfRange as exc:
+        raise Problem(
+            400,
+            "Invalid query parameter",
+            f"{name} lies outside the years 0001-9999 in UTC",
+            [{"field": name, "message": "outside the years 0001-9999 in UTC"}],
+        ) from exc
     except ValueError as exc:
         raise Problem(
             400,
@@ -157,14 +215,24 @@ def limit_arg(default: int = 100, maximum: int = 1000) -> int:
     text = request.args.get("limit")
     if text is None:
         return default
-    if not text.isdigit() or not 1 <= int(text) <= maximum:
+    number = whole_number(text)
+    if number is None or not 1 <= number <= maximum:
         raise Problem(
             400,
             "Invalid query parameter",
             f"limit is a whole number from 1 to {maximum}",
             [{"field": "limit", "message": f"a whole number from 1 to {maximum}"}],
         )
-    return int(text)
+    return number
+
+
+def whole_number(text: str) -> int | None:
+    """A whole number written in at most 18 ASCII digits (so that SQLite's integers hold it),
+    or None."""
+    return int(text) if _WHOLE_NUMBER.fullmatch(text) else None
+
+
+_WHOLE_NUMBER = re.compile(r"[0-9]{1,18}")
 
 
 def encode_cursor(value: Any) -> str | None:
@@ -181,9 +249,14 @@ def cursor_arg(kind: type) -> Any:
         return None
     try:
         value = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
-    except (ValueError, binascii.Error) as exc:
+    except (ValueError, binascii.Error, RecursionError) as exc:
         raise _bad_cursor() from exc
     if not isinstance(value, kind) or isinstance(value, bool):
+        raise _bad_cursor()
+    # Only what the API hands out: positions SQLite's integers hold, text that is text.
+    if isinstance(value, int) and not 0 <= value < 1 << 63:
+        raise _bad_cursor()
+    if isinstance(value, str) and not _encodable(value):
         raise _bad_cursor()
     return value
 

@@ -83,7 +83,10 @@ def parse_date(token: str) -> int:
         if hours > 23 or minutes > 59:
             raise LiteralError(f"{token} has an impossible time zone offset")
         offset = timedelta(hours=hours, minutes=minutes)
-        moment = moment - offset if m["sign"] == "+" else moment + offset
+        try:
+            moment = moment - offset if m["sign"] == "+" else moment + offset
+        except OverflowError:
+            raise LiteralError(f"{token} lies outside the years 0001-9999 in UTC") from None
     delta = moment - EPOCH
     return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
 

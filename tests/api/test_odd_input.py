@@ -1,0 +1,242 @@
+"""Input at the edges (found by fuzzing the API): instants beyond the years 0001-9999, numbers
+of many digits, lone surrogates, deep nesting, odd characters. Each is a clear 4xx that
+changes nothing, or is taken and then read back without an error."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from api.scheduler import DeadlineScheduler
+from api.schemas import LAST_INSTANT
+
+JSON = "application/json"
+
+
+def log_size(api) -> int:
+    return len(api("auditor").get("/v1/events?limit=1000").json["events"])
+
+
+def cursor(value: str | bytes) -> str:
+    raw = value if isinstance(value, bytes) else value.encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def post_raw(api, url: str, text: str):
+    return api("admin").post(url, data=text.encode(), content_type=JSON)
+
+
+def problem(response, status: int, field: str, fragment: str) -> None:
+    assert response.status_code == status, response.json
+    assert response.mimetype == "application/problem+json"
+    errors = response.json.get("errors") or []
+    text = " ".join([response.json["detail"], *(e["message"] for e in errors)]).lower()
+    assert any(e["field"] == field for e in errors), errors
+    assert fragment.lower() in text, text
+
+
+# ---- instants ----
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/v1/segments/openers/members?at=0001-01-01T00:00:00%2B01:00",
+        "/v1/segments/openers/members?at=9999-12-31T23:59:59-01:00",
+        "/v1/contacts/c1/segments?at=0001-01-01T00:00:00%2B01:00",
+        "/v1/segments/openers/explain/c1?at=9999-12-31T23:59:59-01:00",
+    ],
+)
+def test_an_instant_outside_the_years_0001_to_9999_is_400(api, url):
+    api("marketer").post("/v1/segments", json={"name": "Openers", "rule": "opened email"})
+    problem(api("auditor").get(url), 400, "at", "outside the years 0001-9999")
+
+
+def test_an_event_dated_outside_the_years_0001_to_9999_is_refused(api):
+    response = api("producer").post(
+        "/v1/events",
+        json={"contact_id": "old", "type": "x", "occurred_at": "0001-01-01T00:30:00+01:00"},
+    )
+    problem(response, 422, "occurred_at", "outside the years 0001-9999")
+    assert log_size(api) == 0
+
+
+def test_a_rule_date_outside_the_years_0001_to_9999_is_refused(api):
+    rule = "signed_up_at after 9999-12-31T23:59-01:00"
+    response = api("marketer").post("/v1/rules/validate", json={"rule": rule})
+    problem(response, 422, "rule", "outside the years 0001-9999")
+
+
+def test_instants_computed_beyond_the_years_0001_to_9999_are_written_with_six_digits(api):
+    """A deadline from a date property in year 9999, a window starting before year 1."""
+    api("marketer").post(
+        "/v1/segments", json={"name": "Old", "rule": "signed_up_at more than 30 days ago"}
+    )
+    api("marketer").post(
+        "/v1/segments", json={"name": "Openers", "rule": "opened email within 7 days"}
+    )
+    event = {
+        "contact_id": "p",
+        "type": "contact_updated",
+        "properties": {"signed_up_at": "9999-12-31"},
+    }
+    assert api("producer").post("/v1/events", json=event).status_code == 201
+    health = api("auditor").get("/healthz").json
+    assert health["next_deadline"] == "+010000-01-30T00:00:00.000Z"
+    explained = api("auditor").get("/v1/segments/old/explain/p").json
+    assert explained["explanation"]["next_change"] == "+010000-01-30T00:00:00.000Z"
+    early = api("auditor").get("/v1/segments/openers/explain/p?at=0001-01-01T00:00:00Z").json
+    window = early["explanation"]["children"][0]["details"]["window"]
+    assert window == {"after": "0000-12-25T00:00:00.000Z", "until": "0001-01-01T00:00:00.000Z"}
+
+
+def test_a_year_before_1000_is_written_with_four_digits(api):
+    event = {"contact_id": "c", "type": "x", "occurred_at": "0999-01-08T00:00:00Z"}
+    assert api("producer").post("/v1/events", json=event).status_code == 201
+    stored = api("auditor").get("/v1/events").json["events"][0]
+    assert stored["occurred_at"] == "0999-01-08T00:00:00.000Z"
+
+
+def test_the_scheduler_leaves_a_deadline_past_year_9999_unarmed():
+    scheduler = DeadlineScheduler(lambda: None)
+    scheduler.start()
+    try:
+        scheduler.wake_at(LAST_INSTANT + 1)  # no datetime holds it: nothing to arm
+        scheduler.wake_at(LAST_INSTANT)
+    finally:
+        scheduler.shutdown()
+
+
+# ---- numbers and cursors ----
+
+
+@pytest.mark.parametrize(
+    ("url", "field"),
+    [
+        ("/v1/events?limit=%C2%B2", "limit"),  # a superscript two: a digit, not a number
+        ("/v1/events?after=%C2%B2", "after"),
+        ("/v1/events?after=99999999999999999999", "after"),
+        ("/v1/events?limit=" + "9" * 5000, "limit"),
+        ("/v1/events?cursor=" + cursor("99999999999999999999"), "cursor"),
+        ("/v1/events?cursor=" + cursor("-1"), "cursor"),
+        ("/v1/events?cursor=" + cursor(b"[" * 2000), "cursor"),
+        ("/v1/segments/s/members?cursor=" + cursor('"\\ud800"'), "cursor"),
+        ("/v1/segments/s/transitions?cursor=" + cursor("99999999999999999999"), "cursor"),
+    ],
+)
+def test_odd_numbers_and_cursors_are_400(api, url, field):
+    api("marketer").post("/v1/segments", json={"name": "S", "rule": "opened email"})
+    response = api("auditor").get(url)
+    assert response.status_code == 400, response.json
+    assert [e["field"] for e in response.json["errors"]] == [field]
+
+
+@pytest.mark.parametrize("etag", ['"\u00b2"', '"' + "9" * 5000 + '"', '"99999999999999999999"'])
+def test_an_if_match_that_is_no_version_is_400(api, etag):
+    api("marketer").post("/v1/segments", json={"name": "S", "rule": "opened email"})
+    response = api("marketer").put(
+        "/v1/segments/s", json={"rule": "clicked email"}, headers={"If-Match": etag}
+    )
+    assert response.status_code == 400
+    assert api("auditor").get("/v1/segments/s").json["version"] == 1
+
+
+# ---- bodies ----
+
+
+@pytest.mark.parametrize(
+    ("url", "body", "field"),
+    [
+        ("/v1/events", '{"contact_id": "\\ud800", "type": "x"}', "contact_id"),
+        (
+            "/v1/events",
+            '{"events": [{"contact_id": "a", "type": "x"}, {"contact_id": "b", "type": "x",'
+            ' "properties": {"k": ["\\udc00"]}}]}',
+            "events.1.properties.k.0",
+        ),
+        ("/v1/events", '{"contact_id": "c", "type": "x", "properties": {"\\ud800": 1}}', None),
+        ("/v1/segments", '{"name": "a\\ud800", "kind": "static"}', "name"),
+        ("/v1/keys", '{"role": "auditor", "name": "\\ud800"}', "name"),
+    ],
+)
+def test_text_with_a_lone_surrogate_is_refused_where_it_is(api, url, body, field):
+    response = post_raw(api, url, body)
+    assert response.status_code == 422, response.json
+    [error] = response.json["errors"]
+    if field is None:  # a name of its own: written with the escape
+        assert error["field"] == "properties.\\ud800"
+    else:
+        assert error["field"] == field
+    assert "unicode" in error["message"].lower()
+    assert log_size(api) == 0
+    assert api("auditor").get("/v1/segments").json["segments"] == []
+
+
+def test_a_surrogate_pair_is_text(api):
+    response = post_raw(api, "/v1/events", '{"contact_id": "\\ud83d\\ude00", "type": "x"}')
+    assert response.status_code == 201
+    assert api("auditor").get("/v1/events").json["events"][0]["stream"] == "contact:\U0001f600"
+
+
+@pytest.mark.parametrize(
+    ("url", "body", "fragment"),
+    [
+        ("/v1/rules/validate", "[" * 990 + "]" * 990, "nested too deeply"),
+        (
+            "/v1/events",
+            '{"contact_id": "c", "type": "x", "properties": {"x": 1' + "0" * 5000 + "}}",
+            "digits",
+        ),
+    ],
+)
+def test_bodies_python_cannot_read_are_400(api, url, body, fragment):
+    response = post_raw(api, url, body)
+    assert response.status_code == 400
+    assert fragment in response.json["detail"]
+    assert log_size(api) == 0
+
+
+@pytest.mark.parametrize(
+    ("event", "field", "fragment"),
+    [
+        ({"contact_id": "a/b", "type": "x"}, "contact_id", "no '/'"),
+        ({"contact_id": "c", "type": "email_opened\n"}, "type", "event type"),
+        ({"contact_id": "c", "type": "x", "properties": {"a\x00b": 1}}, "properties", "control"),
+        (
+            {
+                "contact_id": "c",
+                "type": "x",
+                "properties": {"deep": json.loads("[" * 40 + "]" * 40)},
+            },
+            "properties",
+            "nested more than 32",
+        ),
+    ],
+)
+def test_events_with_odd_characters_or_nesting_are_refused(api, event, field, fragment):
+    problem(api("producer").post("/v1/events", json=event), 422, field, fragment)
+    assert log_size(api) == 0
+
+
+def test_a_static_list_takes_no_contact_id_with_a_slash(api):
+    api("marketer").post("/v1/segments", json={"name": "VIP", "kind": "static"})
+    response = api("marketer").post("/v1/segments/vip/members", json={"add": ["a/b"]})
+    assert response.status_code == 422
+    assert api("auditor").get("/v1/segments/vip").json["member_count"] == 0
+
+
+@pytest.mark.parametrize(
+    ("url", "body", "field"),
+    [
+        ("/v1/segments", {"name": "a\x00b", "kind": "static"}, "name"),
+        ("/v1/segments/preview", {"rule": "opened email", "sample": 1.5}, "sample"),
+        ("/v1/segments/preview", {"rule": "opened email", "sample": "5"}, "sample"),
+    ],
+)
+def test_segment_bodies_with_odd_values_are_refused(api, url, body, field):
+    response = api("marketer").post(url, json=body)
+    assert response.status_code == 422
+    assert [e["field"] for e in response.json["errors"]] == [field]
+    assert api("auditor").get("/v1/segments").json["segments"] == []
