@@ -3,6 +3,7 @@ defines it, checked second by second by brute force."""
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 from hypothesis import HealthCheck, given, settings
@@ -150,11 +151,21 @@ def definition(name: str, rule: a.Condition) -> dict:
     }
 
 
-def run_live(scenario: Scenario, path) -> tuple[SQLiteEventStore, SQLiteProjectionStore, int]:
+def run_live(
+    scenario: Scenario, path, processes: int = 1
+) -> tuple[SQLiteEventStore, SQLiteProjectionStore, int]:
+    """Run a scenario live; with several `processes`, projectors on the one projection take
+    turns, as processes sharing a database do."""
     clock = Clock(BASE)
     log = SQLiteEventStore(path / "log.db", clock)
     projection = SQLiteProjectionStore(path / "log.db")
-    projector = Projector(log, projection, page_size=4, deadline_batch=3)
+    projectors = itertools.cycle(
+        [Projector(log, projection, page_size=4, deadline_batch=3) for _ in range(processes)]
+    )
+
+    def advance(now: int) -> None:
+        next(projectors).advance(now)
+
     ids = iter(range(1, 10_000))
     for step in scenario.steps:
         clock.now += step[1] * SECOND
@@ -173,7 +184,7 @@ def run_live(scenario: Scenario, path) -> tuple[SQLiteEventStore, SQLiteProjecti
                 ]
             )
             if sync:
-                projector.advance(clock.now)
+                advance(clock.now)
         elif step[0] == "define":
             _, _, name, rule = step
             log.append(
@@ -183,12 +194,12 @@ def run_live(scenario: Scenario, path) -> tuple[SQLiteEventStore, SQLiteProjecti
                     )
                 ]
             )
-            projector.advance(clock.now)
+            advance(clock.now)
         elif step[0] == "change":
             _, _, name, rule = step
             data = definition(name, rule)
             log.append([NewEvent(f"d{next(ids)}", f"segment:{name}", SEGMENT_RULE_CHANGED, data)])
-            projector.advance(clock.now)
+            advance(clock.now)
         elif step[0] == "static":
             _, _, name = step
             data = {"name": name, "kind": "static"}
@@ -201,9 +212,9 @@ def run_live(scenario: Scenario, path) -> tuple[SQLiteEventStore, SQLiteProjecti
             _, _, name = step
             log.append([NewEvent(f"d{next(ids)}", f"segment:{name}", SEGMENT_ARCHIVED, {})])
         else:
-            projector.advance(clock.now)
+            advance(clock.now)
     clock.now += 60 * SECOND
-    projector.advance(clock.now)
+    advance(clock.now)
     return log, projection, clock.now
 
 
@@ -271,10 +282,10 @@ def transitions_of(projection: SQLiteProjectionStore) -> list[tuple]:
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
-@given(scenario=scenarios())
-def test_live_replay_and_definition_agree(tmp_path_factory, scenario):
+@given(scenario=scenarios(), processes=st.sampled_from([1, 2]))
+def test_live_replay_and_definition_agree(tmp_path_factory, scenario, processes):
     path = tmp_path_factory.mktemp("live")
-    log, live, end = run_live(scenario, path)
+    log, live, end = run_live(scenario, path, processes)
 
     # The live run settles deadlines from their forecasts; the replay evaluates at each one,
     # keeps one contact's history at a time (the others are read back from the log) and reads
