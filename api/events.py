@@ -7,6 +7,7 @@ from flask import Blueprint, Response, current_app, request
 from api import schemas as s
 from api.problems import Problem
 from api.web import (
+    bad_query,
     cursor_arg,
     dump,
     encode_cursor,
@@ -93,10 +94,5 @@ def _after_arg() -> int:
         return 0
     after = whole_number(text)
     if after is None:
-        raise Problem(
-            400,
-            "Invalid query parameter",
-            "after is a log position (a whole number)",
-            [{"field": "after", "message": "a whole number"}],
-        )
+        raise bad_query("after", "a whole number", "after is a log position (a whole number)")
     return after

@@ -195,19 +195,17 @@ def instant_arg(name: str = "at") -> int | None:
     try:
         return parse_instant(text)
     except InstantOutOfRange as exc:
-        raise Problem(
-            400,
-            "Invalid query parameter",
-            f"{name} lies outside the years 0001-9999 in UTC",
-            [{"field": name, "message": "outside the years 0001-9999 in UTC"}],
-        ) from exc
+        message = "outside the years 0001-9999 in UTC"
+        raise bad_query(name, message, f"{name} lies {message}") from exc
     except ValueError as exc:
-        raise Problem(
-            400,
-            "Invalid query parameter",
-            f"{name} is not an ISO-8601 instant with a time zone, such as 2026-11-20T09:15:00Z",
-            [{"field": name, "message": "not an ISO-8601 instant with a time zone"}],
-        ) from exc
+        message = "not an ISO-8601 instant with a time zone"
+        example = "such as 2026-11-20T09:15:00Z"
+        raise bad_query(name, message, f"{name} is {message}, {example}") from exc
+
+
+def bad_query(name: str, message: str, detail: str) -> Problem:
+    """A 400 problem about one query parameter: `message` for the field, `detail` overall."""
+    return Problem(400, "Invalid query parameter", detail, [{"field": name, "message": message}])
 
 
 def limit_arg(default: int = 100, maximum: int = 1000) -> int:
@@ -217,12 +215,8 @@ def limit_arg(default: int = 100, maximum: int = 1000) -> int:
         return default
     number = whole_number(text)
     if number is None or not 1 <= number <= maximum:
-        raise Problem(
-            400,
-            "Invalid query parameter",
-            f"limit is a whole number from 1 to {maximum}",
-            [{"field": "limit", "message": f"a whole number from 1 to {maximum}"}],
-        )
+        message = f"a whole number from 1 to {maximum}"
+        raise bad_query("limit", message, f"limit is {message}")
     return number
 
 
@@ -262,11 +256,10 @@ def cursor_arg(kind: type) -> Any:
 
 
 def _bad_cursor() -> Problem:
-    return Problem(
-        400,
-        "Invalid query parameter",
+    return bad_query(
+        "cursor",
+        "not a cursor from this API",
         "cursor is not one this API gave out; use next_cursor from the previous page",
-        [{"field": "cursor", "message": "not a cursor from this API"}],
     )
 
 
