@@ -114,7 +114,8 @@ def json_body(schema: Schema) -> Any:
         )
     raw = request.get_data(cache=True)
     try:
-        data = json.loads(raw)
+        # Strictly: json.loads would take UTF-16 and UTF-32 too, and encoded surrogates.
+        data = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise Problem(400, "Malformed JSON", "the body is not UTF-8") from exc
     except json.JSONDecodeError as exc:

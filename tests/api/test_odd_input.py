@@ -240,3 +240,17 @@ def test_segment_bodies_with_odd_values_are_refused(api, url, body, field):
     assert response.status_code == 422
     assert [e["field"] for e in response.json["errors"]] == [field]
     assert api("auditor").get("/v1/segments").json["segments"] == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"contact_id": "\xed\xa0\x80", "type": "x"}',  # a surrogate encoded as if UTF-8
+        '{"contact_id": "c", "type": "x"}'.encode("utf-16"),
+    ],
+)
+def test_a_body_in_anything_but_utf8_is_400(api, body):
+    response = api("producer").post("/v1/events", data=body, content_type=JSON)
+    assert response.status_code == 400
+    assert response.json["detail"] == "the body is not UTF-8"
+    assert log_size(api) == 0
