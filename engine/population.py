@@ -105,6 +105,9 @@ def required_texts(cond: a.Condition | None) -> tuple[str, ...]:
         texts = tuple(t for h in hints for t in h) if all(hints) else ()
     else:
         return ()
+    # Casefolded, as the exact test compares them: "straße" must find "Strasse", which the
+    # store's ASCII-only case folding finds by "strasse" (other characters pass it anyway).
+    texts = tuple(t.casefold() for t in texts)
     # Only texts that JSON writes as they are can be looked for in the raw data.
     if any(not t or _JSON_SPECIAL & set(t) for t in texts):
         return ()

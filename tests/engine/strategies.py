@@ -40,7 +40,12 @@ PAYLOADS = {
         },
     ),
     "page_viewed": st.fixed_dictionaries(
-        {}, optional={"url": st.sampled_from(["/pricing", "/blog/x", "/PRICING/plans", "/"])}
+        # "straße" casefolds to "strasse": the text a filter looks for need not be ASCII
+        # where the data is.
+        {},
+        optional={
+            "url": st.sampled_from(["/pricing", "/blog/x", "/PRICING/plans", "/", "/Strasse-1"])
+        },
     ),
     "contact_updated": st.fixed_dictionaries(
         {}, optional={"country": country, "score": score, "signup": signup}
@@ -78,6 +83,7 @@ def _selector_for(kind: str | None) -> st.SearchStrategy[a.EventSelector]:
         ],
         "page_viewed": [
             a.TextMatch("url", a.TextOp.CONTAINS, "pricing"),
+            a.TextMatch("url", a.TextOp.CONTAINS, "straße"),
             a.Or((a.TextMatch("url", a.TextOp.STARTS_WITH, "/blog"), a.Known("url", False))),
         ],
         None: [],
