@@ -14,15 +14,21 @@ from eventstore.sqlite_projection import SQLiteProjectionStore
 from tests.clock import START, Clock
 
 
+def a_service(tmp_path) -> tuple[Clock, SQLiteEventStore, SQLiteProjectionStore, Service]:
+    """A service on a fresh file, with the clock it reads."""
+    clock = Clock(START)
+    log = SQLiteEventStore(tmp_path / "s.db", clock)
+    projection = SQLiteProjectionStore(tmp_path / "s.db")
+    return clock, log, projection, Service(log, projection, clock)
+
+
 def visits(contact: str, n: int) -> NewEvent:
     return NewEvent(f"{contact}-{n}", f"contact:{contact}", "page_viewed", {})
 
 
 def test_a_history_read_back_from_the_log_counts_each_event_once(tmp_path):
-    clock = Clock(START)
-    log = SQLiteEventStore(tmp_path / "s.db", clock)
-    projection = SQLiteProjectionStore(tmp_path / "s.db")
-    Service(log, projection, clock).define_segment("Thrice", "visited page at least 3 times")
+    clock, log, projection, service = a_service(tmp_path)
+    service.define_segment("Thrice", "visited page at least 3 times")
     # Keeps one history: each contact's is read back from the log at its next event.
     projector = Projector(log, projection, history_cache=1)
     for n in range(3):
@@ -36,10 +42,7 @@ def test_a_history_read_back_from_the_log_counts_each_event_once(tmp_path):
 
 def test_two_projectors_on_one_projection_count_each_event_once(tmp_path):
     """As two processes do: each finds the projection moved by the other and reads back."""
-    clock = Clock(START)
-    log = SQLiteEventStore(tmp_path / "s.db", clock)
-    projection = SQLiteProjectionStore(tmp_path / "s.db")
-    service = Service(log, projection, clock)
+    clock, log, projection, service = a_service(tmp_path)
     service.define_segment("Thrice", "visited page at least 3 times")
     other = Projector(log, projection)
     for n in range(3):
@@ -56,10 +59,7 @@ def test_two_projectors_on_one_projection_count_each_event_once(tmp_path):
 def test_on_generated_data_a_small_cache_builds_what_a_replay_builds(tmp_path):
     """Marketing events of 1,000 contacts through a projector that keeps 50 histories: most
     contacts are read back from the log at each of their events."""
-    clock = Clock(START)
-    log = SQLiteEventStore(tmp_path / "s.db", clock)
-    projection = SQLiteProjectionStore(tmp_path / "s.db")
-    service = Service(log, projection, clock)
+    clock, log, projection, service = a_service(tmp_path)
     for name, rule in MIXED_SEGMENTS:
         service.define_segment(name, rule)
     projector = Projector(log, projection, history_cache=50)
