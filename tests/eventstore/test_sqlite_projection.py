@@ -126,6 +126,33 @@ def test_the_transitions_of_the_latest_instant_for_some_contacts_or_all(tmp_path
     store.close()
 
 
+def test_a_page_of_transitions_costs_the_page_not_the_segment(tmp_path):
+    """A busy segment holds a million transitions: a page after a cursor, for the segment or
+    for one contact, is read from an index in id order, not sorted out of the whole lot."""
+    store = SQLiteProjectionStore(tmp_path / "p.db")
+    with store.session() as s:
+        s.insert_transitions(
+            (segment, f"c{i % 500}", "entered", i, 1, "event", i)
+            for i in range(20_000)
+            for segment in ("s", "t")
+        )
+    steps = 0
+
+    def count() -> int:
+        nonlocal steps
+        steps += 1
+        return 0
+
+    store._conn().set_progress_handler(count, 100)  # called every 100 VM instructions
+    for contact in (None, "c7"):
+        steps = 0
+        page = store.transition_page("s", contact, 30_000, 10)
+        assert len(page) == 10 and [t.id for t in page] == sorted(t.id for t in page)
+        assert all(t.id > 30_000 and t.segment_id == "s" for t in page)
+        assert steps < 20, (contact, steps)  # sorting the segment's 20,000: thousands
+    store.close()
+
+
 def test_one_row_holds_a_membership_and_its_deadline(tmp_path):
     store = SQLiteProjectionStore(tmp_path / "p.db")
     ahead = Forecast(False, None)
