@@ -49,8 +49,7 @@ def get_contact(contact_id: str) -> Response:
 def get_contact_events(contact_id: str) -> Response:
     after = cursor_arg(int) or 0
     limit = limit_arg()
-    _, stored = services().service.contact(contact_id)
-    page = [e for e in stored if e.version > after][: limit + 1]
+    page = services().service.contact_events(contact_id, after, limit + 1)
     more = len(page) > limit
     page = page[:limit]
     return dump(

@@ -379,6 +379,14 @@ class Service:
         history = History(to_event(s) for s in stored)
         return history.properties_at(self.clock()), stored
 
+    def contact_events(self, contact: str, after: int = 0, limit: int = 100) -> list[StoredEvent]:
+        """A page of a contact's events after a version; NotFound if it has none."""
+        stream = CONTACT_STREAM + contact
+        page = self.log.read_stream(stream, after, limit)
+        if not page and (after == 0 or self.log.stream_version(stream) == 0):
+            raise NotFound(f'there is no contact "{contact}"', id=contact)
+        return page
+
     def events(self, after: int = 0, limit: int = 100) -> list[StoredEvent]:
         """A page of the log, for auditors."""
         return list(self.log.read(after=after, limit=limit))

@@ -92,8 +92,10 @@ class EventStore(Protocol):
         """Events with position > after, in order, fetched page by page."""
         ...
 
-    def read_stream(self, stream: str, after_version: int = 0) -> list[StoredEvent]:
-        """One stream's events with version > after_version, in order."""
+    def read_stream(
+        self, stream: str, after_version: int = 0, limit: int | None = None
+    ) -> list[StoredEvent]:
+        """One stream's events with version > after_version, in order (at most `limit`)."""
         ...
 
     def read_streams(self, streams: Sequence[str]) -> dict[str, list[StoredEvent]]:

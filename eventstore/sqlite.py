@@ -69,7 +69,9 @@ def create_schema(db: sqlite_utils.Database) -> None:
 
 _COLUMNS = "position, event_id, stream, version, type, occurred_at, recorded_at, data"
 _SELECT_AFTER = f"SELECT {_COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?"
-_SELECT_STREAM = f"SELECT {_COLUMNS} FROM events WHERE stream = ? AND version > ? ORDER BY version"
+_SELECT_STREAM = (
+    f"SELECT {_COLUMNS} FROM events WHERE stream = ? AND version > ? ORDER BY version LIMIT ?"
+)
 _SELECT_KNOWN_IDS = (
     "SELECT event_id, position, recorded_at FROM events"
     " WHERE event_id IN (SELECT value FROM json_each(?))"
@@ -295,9 +297,15 @@ class SQLiteEventStore:
             if remaining is not None:
                 remaining -= len(rows)
 
-    def read_stream(self, stream: str, after_version: int = 0) -> list[StoredEvent]:
-        """One stream's events after a version, in order."""
-        rows = self.connection().execute(_SELECT_STREAM, (stream, after_version)).fetchall()
+    def read_stream(
+        self, stream: str, after_version: int = 0, limit: int | None = None
+    ) -> list[StoredEvent]:
+        """One stream's events after a version, in order (at most `limit`)."""
+        rows = (
+            self.connection()
+            .execute(_SELECT_STREAM, (stream, after_version, -1 if limit is None else limit))
+            .fetchall()
+        )
         return [_stored(row) for row in rows]
 
     def read_streams(self, streams: Sequence[str]) -> dict[str, list[StoredEvent]]:

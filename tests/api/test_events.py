@@ -175,4 +175,6 @@ def test_a_contact_shows_its_properties_and_events(api):
     assert [e["type"] for e in events["events"]] == ["contact_updated", "contact_updated"]
     rest = api("auditor").get(f"/v1/contacts/c-7/events?cursor={events['next_cursor']}").json
     assert [e["type"] for e in rest["events"]] == ["page_viewed"]
+    assert rest["next_cursor"] is None
     assert api("auditor").get("/v1/contacts/nobody").status_code == 404
+    assert api("auditor").get("/v1/contacts/nobody/events").status_code == 404

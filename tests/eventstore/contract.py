@@ -235,6 +235,8 @@ class EventStoreContract(ABC):
         assert ids(store.read_stream("s:a", after_version=3)) == ["a3", "a4"]
         assert [e.position for e in store.read_stream("s:a", after_version=3)] == [4, 6]
         assert store.read_stream("s:a", after_version=5) == []
+        assert ids(store.read_stream("s:a", after_version=1, limit=2)) == ["a1", "a2"]
+        assert ids(store.read_stream("s:a", limit=0)) == []
         assert ids(store.read_stream("s:b")) == ["b0"]
         assert store.read_stream("s:none") == []
 
