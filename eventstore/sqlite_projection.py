@@ -344,8 +344,9 @@ class SQLiteProjectionSession(SQLiteContactReads, SQLiteTransaction):
         if contacts is None:
             rows = self.conn.execute(query, (before, instant))
         else:
+            # `+contact_id`: read the newest ids, not every transition the contacts ever had.
             rows = self.conn.execute(
-                query + " AND contact_id IN (SELECT value FROM json_each(?))",
+                query + " AND +contact_id IN (SELECT value FROM json_each(?))",
                 (before, instant, json.dumps(list(contacts))),
             )
         return [_transition(r) for r in rows]

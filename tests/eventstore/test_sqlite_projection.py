@@ -150,6 +150,13 @@ def test_a_page_of_transitions_costs_the_page_not_the_segment(tmp_path):
         assert len(page) == 10 and [t.id for t in page] == sorted(t.id for t in page)
         assert all(t.id > 30_000 and t.segment_id == "s" for t in page)
         assert steps < 20, (contact, steps)  # sorting the segment's 20,000: thousands
+    # The latest instant's transitions of a contact: its older ones are not visited.
+    with store.session() as s:
+        s.insert_transitions(("s", "c0", "entered", 40_000, 1, "event", 1) for _ in range(5_000))
+        s.insert_transitions([("s", "c0", "exited", 50_000, 1, "time", None)])
+        steps = 0
+        assert [t.kind for t in s.transitions_at(50_000, ["c0"])] == ["exited"]
+        assert steps < 20, steps
     store.close()
 
 
