@@ -109,7 +109,8 @@ class Service:
         # The projector keeps caches; one thread at a time may move it.
         self._lock = threading.RLock()
         self._started = False
-        self._answers: OrderedDict[tuple[str, int, int], list[str]] = OrderedDict()
+        # (segment, T) -> the log position it was answered at, and the members
+        self._answers: OrderedDict[tuple[str, int], tuple[int, list[str]]] = OrderedDict()
 
     def catch_up(self) -> int | None:
         """Apply what the log and time have brought; returns the next deadline."""
@@ -406,18 +407,23 @@ class Service:
             replay_timeline(self.log, self.projection, self.clock(), only_if_empty=True)
 
     def _members_at(self, segment_id: str, t: int) -> list[str]:
-        """A segment's members at T, sorted; kept while the log stays as it is, so that paging
-        through a large answer evaluates it once."""
+        """A segment's members at T, sorted; kept while no event occurred by T arrives, so
+        that paging through a large answer evaluates it once, also while events flow in."""
         sets = self._sets_at(t)
-        key = (segment_id, t, sets.max_position)
+        position, key = sets.max_position, (segment_id, t)
         with self._lock:
-            found = self._answers.get(key)
-            if found is None:
-                found = sorted(sets.answer(segment_id).members)
-                self._answers[key] = found
-                while len(self._answers) > ANSWERS_KEPT:
-                    self._answers.popitem(last=False)
+            kept = self._answers.get(key)
+            # Events that occurred after T do not exist at T (RULES.md), and definitions and
+            # list edits take effect when recorded: only one occurred by T can change it.
+            if kept is not None and (
+                kept[0] > position or self.log.occurred_between(kept[0], position, t)
+            ):
+                kept = None
+            found = sorted(sets.answer(segment_id).members) if kept is None else kept[1]
+            self._answers[key] = (position, found)
             self._answers.move_to_end(key)
+            while len(self._answers) > ANSWERS_KEPT:
+                self._answers.popitem(last=False)
             return found
 
     def _sets_at(self, t: int) -> AsOfSets:

@@ -110,6 +110,10 @@ class EventStore(Protocol):
         """The version of a stream's newest event, 0 if it has none."""
         ...
 
+    def occurred_between(self, after: int, upto: int, instant: int) -> bool:
+        """Whether an event at a position in (after, upto] occurred at or before `instant`."""
+        ...
+
     def raise_clock_floor(self, instant: int) -> None:
         """Promise that no event appended from now on is recorded before `instant`.
 

@@ -336,6 +336,19 @@ class SQLiteEventStore:
         )
         return row[0] or 0
 
+    def occurred_between(self, after: int, upto: int, instant: int) -> bool:
+        """Whether an event at a position in (after, upto] occurred at or before `instant`."""
+        row = (
+            self.connection()
+            .execute(
+                "SELECT EXISTS (SELECT 1 FROM events WHERE position > ? AND position <= ?"
+                " AND occurred_at <= ?)",
+                (after, upto, instant),
+            )
+            .fetchone()
+        )
+        return bool(row[0])
+
     def checkpoint_wal(self) -> tuple[int, int]:
         """Copy the file's write-ahead log (shared by every store in the file) back into it, as
         far as readers allow: (pages in the log, pages copied)."""

@@ -41,6 +41,15 @@ def test_paging_through_members_at_an_instant(tmp_path, monkeypatch):
     assert evaluated == ["openers"]  # once for the three pages
     assert service.members("openers")[0] == []
 
+    # Events that occurred after T, and a rule change recorded after it, leave the answer
+    # at T as it was: it is reused while they flow in.
+    clock.now += 1000
+    service.ingest([ContactEvent(f"n{i}", "email_opened") for i in range(3)])
+    service.change_rule("openers", "opened email within 9 days")
+    page, after = service.members("openers", at=at, after=pages[0][-1], limit=10)
+    assert [m.contact_id for m in page] == pages[1]
+    assert evaluated == ["openers"]
+
     # A late event known now changes the answer at that instant: the kept one is not reused.
     service.ingest([ContactEvent("b-late", "email_opened", occurred_at=START + DAY - 10)])
     page, _ = service.members("openers", at=at, limit=3)

@@ -228,6 +228,16 @@ class EventStoreContract(ABC):
                 store.append([new("e4"), new("e5")])
         assert seen == [1, 2, 3, 4, 5, 6]
 
+    def test_whether_events_in_a_range_of_positions_occurred_by_an_instant(self, store):
+        store.append(
+            [new("a", occurred_at=500), new("b", occurred_at=100), new("c", occurred_at=900)]
+        )
+        assert store.occurred_between(0, 3, 100)
+        assert not store.occurred_between(0, 3, 99)
+        assert store.occurred_between(1, 2, 100)  # b, at position 2
+        assert not store.occurred_between(2, 3, 800)  # c alone, at 900
+        assert not store.occurred_between(3, 3, 10_000)  # an empty range
+
     def test_read_stream_after_a_version(self, store):
         store.append([new(f"a{i}", "s:a") for i in range(4)] + [new("b0", "s:b")])
         store.append([new("a4", "s:a")])
