@@ -49,7 +49,7 @@ def positive_equal(value: Any, literal: Any) -> bool:
     if isinstance(literal, bool):
         return isinstance(value, bool) and value == literal
     if isinstance(literal, str):
-        return isinstance(value, str) and value.lower() == literal.lower()
+        return isinstance(value, str) and value.casefold() == literal.casefold()
     return _number(value) and value == literal
 
 
@@ -96,7 +96,7 @@ def value_test(cond: a.Condition, value: Any, t: int | None) -> bool:
     if isinstance(cond, a.TextMatch):
         if not isinstance(value, str):
             return False
-        v, n = value.lower(), cond.value.lower()
+        v, n = value.casefold(), cond.value.casefold()  # as the README says text is compared
         if cond.op is a.TextOp.CONTAINS:
             return n in v
         if cond.op is a.TextOp.STARTS_WITH:
