@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,6 +19,7 @@ import sqlite_utils
 from eventstore.checkpoints import SQLiteTransaction, create_checkpoint_table, read_checkpoint
 from eventstore.connections import Connections
 from eventstore.projection import (
+    ENTERED,
     Cause,
     ContactViewBuild,
     DefinitionRecord,
@@ -35,10 +37,11 @@ from eventstore.sqlite_contact_view import (
 )
 
 NAME = "membership"
-SCHEMA_VERSION = 6  # raise it when the tables change: older projections are rebuilt
+SCHEMA_VERSION = 7  # raise it when the tables change: older projections are rebuilt
 TABLES = (
     "memberships",
     "transitions",
+    "member_counts",
     "contacts",
     "contact_values",
     "segment_definitions",
@@ -85,6 +88,11 @@ def create_schema(db: sqlite_utils.Database) -> None:
         " (due, segment_id, contact_id, since, then_member, then_due)"
         " WHERE due IS NOT NULL"
     )
+    # Entries minus exits, per segment: listing segments reads a number, not every member.
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS member_counts (segment_id TEXT PRIMARY KEY,"
+        " members INTEGER NOT NULL) WITHOUT ROWID"
+    )
     db.execute(
         "CREATE TABLE IF NOT EXISTS contacts (contact_id TEXT PRIMARY KEY,"
         " exists_from INTEGER NOT NULL, last_seen INTEGER NOT NULL) WITHOUT ROWID"
@@ -114,6 +122,14 @@ def _membership_values(row: MembershipRow) -> tuple[Any, ...]:
 
 
 _MEMBERSHIP_COLUMNS = "segment_id, contact_id, since, due, then_member, then_due"
+
+
+def _counted(
+    rows: Iterable[TransitionRow], counts: Counter[tuple[str, str]]
+) -> Iterator[TransitionRow]:
+    for row in rows:
+        counts[row[0], row[2]] += 1
+        yield row
 
 
 def _membership_rows(rows: Iterable[tuple]) -> list[MembershipRow]:
@@ -274,6 +290,7 @@ class SQLiteProjectionSession(SQLiteContactReads, SQLiteTransaction):
                 record.cause.position,
             ),
         )
+        self._count(Counter({(record.segment_id, record.kind): 1}))
         return cur.lastrowid  # type: ignore[return-value]
 
     def last_transition_id(self) -> int:
@@ -291,13 +308,27 @@ class SQLiteProjectionSession(SQLiteContactReads, SQLiteTransaction):
                 for segment, contact, kind, at, version, cause, i in records
             ),
         )
+        self._count(Counter((r[0], r[2]) for r in records))
 
     def insert_transitions(self, rows: Iterable[TransitionRow]) -> None:
         """Store many new transitions at once, ids given in order."""
+        counts: Counter[tuple[str, str]] = Counter()
         self.conn.executemany(
             "INSERT INTO transitions (segment_id, contact_id, kind, at, rule_version, cause_kind,"
             " cause_position) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            rows,
+            _counted(rows, counts),
+        )
+        self._count(counts)
+
+    def _count(self, transitions: Counter[tuple[str, str]]) -> None:
+        """Move the member counts by some transitions (segment, kind) written or removed."""
+        moves: Counter[str] = Counter()
+        for (segment, kind), n in transitions.items():
+            moves[segment] += n if kind == ENTERED else -n
+        self.conn.executemany(
+            "INSERT INTO member_counts VALUES (?, ?) ON CONFLICT (segment_id)"
+            " DO UPDATE SET members = members + excluded.members",
+            moves.items(),
         )
 
     @contextmanager
@@ -317,7 +348,11 @@ class SQLiteProjectionSession(SQLiteContactReads, SQLiteTransaction):
 
     def delete_transition(self, transition_id: int) -> None:
         """Remove a transition undone within the same instant."""
-        self.conn.execute("DELETE FROM transitions WHERE id = ?", (transition_id,))
+        row = self.conn.execute(
+            "DELETE FROM transitions WHERE id = ? RETURNING segment_id, kind", (transition_id,)
+        ).fetchone()
+        if row is not None:
+            self._count(Counter({tuple(row): -1}))
 
     def revise_transition(self, transition_id: int, cause: Cause, rule_version: int) -> None:
         """Give a transition a later cause of the same instant (and the rule then in force)."""
@@ -555,7 +590,7 @@ class SQLiteProjectionStore(SQLiteContactReads):
         return (
             self._conn()
             .execute(
-                "SELECT count(*) FROM memberships WHERE segment_id = ? AND since IS NOT NULL",
+                "SELECT coalesce(max(members), 0) FROM member_counts WHERE segment_id = ?",
                 (segment_id,),
             )
             .fetchone()[0]

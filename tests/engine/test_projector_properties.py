@@ -4,6 +4,7 @@ defines it, checked second by second by brute force."""
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 from dataclasses import dataclass, field
 
 from hypothesis import HealthCheck, given, settings
@@ -294,6 +295,12 @@ def test_live_replay_and_definition_agree(tmp_path_factory, scenario, processes)
     Projector(log, scratch, forecasts=False, history_cache=1, deadline_batch=2).advance(end)
     assert transitions_of(scratch) == transitions_of(live)
     assert list(scratch.all_members()) == list(live.all_members())
+    for projection in (live, scratch):
+        members = Counter(segment for segment, _, _ in projection.all_members())
+        segments = {t.segment_id for t in projection.all_transitions()}
+        assert {s: projection.member_count(s) for s in segments} == {
+            s: members[s] for s in segments
+        }
 
     expected = brute_force(log, end)
     found: dict[tuple[str, str], list[tuple[str, int]]] = {}
