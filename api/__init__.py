@@ -25,6 +25,9 @@ DEFAULTS: dict[str, Any] = {
     "MAX_CONTENT_LENGTH": 16 * 1024 * 1024,
     "MAX_BATCH": 10_000,
     "MAX_FUTURE_MS": 24 * 3_600_000,
+    # How long a write waits for another writer (another process, a replay) before the
+    # request gets a 503 with Retry-After.
+    "BUSY_TIMEOUT_MS": 30_000,
     "SCHEDULER": True,
     "POLL_SECONDS": 30.0,
     # Copy SQLite's write-ahead log back into the database from the scheduler's thread every
@@ -56,15 +59,22 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     durability = app.config["DURABILITY"]
     checkpoint_seconds = app.config["WAL_CHECKPOINT_SECONDS"] if app.config["SCHEDULER"] else None
     auto = checkpoint_seconds is None
-    log = SQLiteEventStore(path, clock, durability=durability, autocheckpoint=auto)
-    projection = SQLiteProjectionStore(path, durability=durability, autocheckpoint=auto)
+    wait = app.config["BUSY_TIMEOUT_MS"]
+    log = SQLiteEventStore(
+        path, clock, durability=durability, busy_timeout_ms=wait, autocheckpoint=auto
+    )
+    projection = SQLiteProjectionStore(
+        path, durability=durability, busy_timeout_ms=wait, autocheckpoint=auto
+    )
     service = Service(log, projection, clock, max_future_ms=app.config["MAX_FUTURE_MS"])
     scheduler = None
     if app.config["SCHEDULER"]:
         scheduler = DeadlineScheduler(service.catch_up, app.config["POLL_SECONDS"])
         if checkpoint_seconds is not None:
             scheduler.every(checkpoint_seconds, log.checkpoint_wal, "wal-checkpoint")
-    app.extensions["segments"] = Services(service, SQLiteKeyStore(path), scheduler)
+    app.extensions["segments"] = Services(
+        service, SQLiteKeyStore(path, busy_timeout_ms=wait), scheduler
+    )
 
     from api import contacts, events, keys, meta, segments
 

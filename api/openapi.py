@@ -30,6 +30,7 @@ ERROR_TEXT = {
     415: "Not JSON",
     422: "Invalid input; `errors` says what and where",
     428: "If-Match required",
+    503: "Another writer kept the database busy; nothing changed: retry after Retry-After",
 }
 
 
@@ -91,7 +92,7 @@ def _operation(rule: Any, meta: Any) -> dict[str, Any]:
     codes = set(meta.errors)
     if meta.permission is not None:
         op["security"] = [{"bearer": []}]
-        codes |= {401, 403}
+        codes |= {401, 403, 503}  # any request may wait on the writer's lock (catching up)
     for code in sorted(codes):
         responses[str(code)] = {
             "description": ERROR_TEXT[code],

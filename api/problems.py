@@ -18,7 +18,7 @@ from engine.errors import (
     NotFound,
     VersionMismatch,
 )
-from eventstore.interface import ConcurrencyError, InvalidEventError
+from eventstore.interface import ConcurrencyError, InvalidEventError, StoreBusy
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger(__name__)
@@ -142,6 +142,17 @@ def register(app: Flask) -> None:
                 "Invalid event",
                 exc.message,
                 [{"field": f"events.{exc.index}", "message": exc.message}],
+            )
+        )
+
+    @app.errorhandler(StoreBusy)
+    def _busy(exc: StoreBusy) -> Response:
+        return problem_response(
+            Problem(
+                503,
+                "Busy",
+                f"{exc}; nothing was stored, retry shortly",
+                headers={"Retry-After": "1"},
             )
         )
 

@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from eventstore.interface import StoreBusy
+
 SYNCHRONOUS = {"process": "NORMAL", "power": "FULL"}
 
 
@@ -67,7 +69,14 @@ class Connections:
     def write(self) -> Iterator[sqlite3.Connection]:
         """BEGIN IMMEDIATE (take the single writer's lock now), then COMMIT or ROLLBACK."""
         conn = self.get()
-        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY:
+                raise StoreBusy(
+                    f"another writer held the database for over {self._busy_timeout_ms} ms"
+                ) from exc
+            raise
         try:
             yield conn
         except BaseException:

@@ -63,6 +63,10 @@ class ConcurrencyError(EventStoreError):
         self.actual = actual
 
 
+class StoreBusy(EventStoreError):
+    """Another writer held the database longer than the wait allowed; nothing was written."""
+
+
 class InvalidEventError(EventStoreError):
     """An event cannot be stored as given (for example, data that is not JSON)."""
 

@@ -34,8 +34,8 @@ def _digest(key: str) -> str:
 class SQLiteKeyStore:
     """Creates, checks and revokes API keys."""
 
-    def __init__(self, path: str | Path) -> None:
-        self._connections = Connections(path)
+    def __init__(self, path: str | Path, *, busy_timeout_ms: int = 30_000) -> None:
+        self._connections = Connections(path, busy_timeout_ms=busy_timeout_ms)
         with self._connections.write() as conn:
             db = sqlite_utils.Database(conn)
             db["api_keys"].create(

@@ -508,9 +508,19 @@ class SQLiteProjectionStore(SQLiteContactReads):
     """The membership projection in one SQLite file."""
 
     def __init__(
-        self, path: str | Path, *, durability: str = "process", autocheckpoint: bool = True
+        self,
+        path: str | Path,
+        *,
+        durability: str = "process",
+        busy_timeout_ms: int = 30_000,
+        autocheckpoint: bool = True,
     ) -> None:
-        self._connections = Connections(path, durability=durability, autocheckpoint=autocheckpoint)
+        self._connections = Connections(
+            path,
+            durability=durability,
+            busy_timeout_ms=busy_timeout_ms,
+            autocheckpoint=autocheckpoint,
+        )
         self.path = self._connections.path
         with self._connections.write() as conn:
             db = sqlite_utils.Database(conn)

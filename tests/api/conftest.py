@@ -24,6 +24,7 @@ def app(tmp_path, clock):
             "SCHEDULER": False,
             "MAX_BATCH": 50,
             "MAX_CONTENT_LENGTH": 64 * 1024,
+            "BUSY_TIMEOUT_MS": 300,  # a test that holds the writer's lock waits no longer
             "TESTING": True,
         }
     )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sqlite3
+from contextlib import closing
 
 import pytest
 
@@ -178,3 +180,20 @@ def test_a_contact_shows_its_properties_and_events(api):
     assert rest["next_cursor"] is None
     assert api("auditor").get("/v1/contacts/nobody").status_code == 404
     assert api("auditor").get("/v1/contacts/nobody/events").status_code == 404
+
+
+def test_a_write_kept_waiting_by_another_writer_gets_a_503_and_changes_nothing(app, api):
+    event = {"event_id": "e-1", "contact_id": "c-1", "type": "email_opened"}
+    path = app.config["SEGMENTS_DB"]
+    with closing(sqlite3.connect(path, isolation_level=None)) as other:
+        other.execute("BEGIN IMMEDIATE")  # another process (a replay, say) is writing
+        response = api("producer").post("/v1/events", json=event)
+        assert response.status_code == 503
+        assert response.headers["Retry-After"] == "1"
+        assert response.mimetype == "application/problem+json"
+        assert "nothing was stored" in response.json["detail"]
+        assert api("auditor").get("/v1/events").json["events"] == []  # reads go on
+        other.execute("COMMIT")
+    retried = api("producer").post("/v1/events", json=event)
+    assert retried.status_code == 201
+    assert [e["event_id"] for e in api("auditor").get("/v1/events").json["events"]] == ["e-1"]

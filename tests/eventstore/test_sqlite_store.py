@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from eventstore.interface import StoreBusy
 from eventstore.sqlite import SQLiteEventStore
 from tests.eventstore.contract import START, EventStoreContract, FakeClock, new
 
@@ -75,6 +76,19 @@ class TestSQLiteEventStore(EventStoreContract):
             assert store.append([new("a")])[0].recorded_at == START
         finally:
             store.close()
+
+    def test_a_writer_that_waits_too_long_is_told_the_store_is_busy(self, tmp_path):
+        store = SQLiteEventStore(tmp_path / "b.db", FakeClock(), busy_timeout_ms=50)
+        store.append([new("first")])
+        with closing(sqlite3.connect(store.path, isolation_level=None)) as other:
+            other.execute("BEGIN IMMEDIATE")  # another process, holding the writer's lock
+            with pytest.raises(StoreBusy, match="another writer"):
+                store.append([new("second")])
+            assert [e.event_id for e in store.read()] == ["first"]  # reads go on
+            other.execute("COMMIT")
+        store.append([new("second")])
+        assert [e.event_id for e in store.read()] == ["first", "second"]
+        store.close()
 
     def test_an_unknown_durability_is_refused(self, tmp_path):
         with pytest.raises(ValueError, match="durability"):
