@@ -363,6 +363,11 @@ class Projector:
                     continue
             self._in_session(lambda s: self._time_passes(s, now))
 
+    @property
+    def registry_position(self) -> int:
+        """The position of the last definition the registry holds (-1: to be read again)."""
+        return self._registry_position
+
     def refresh(self) -> None:
         """Bring the registry up to date with definitions another process applied."""
         if self.projection.definitions_position() != self._registry_position:

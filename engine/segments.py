@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
@@ -154,6 +154,10 @@ class Registry:
             raise ValueError(f"not a definition event: {event.type}")
         self._order = None
         return segment
+
+    def copy(self) -> Registry:
+        """A copy that definitions applied later leave as it is."""
+        return Registry(replace(s, versions=list(s.versions)) for s in self.segments.values())
 
     def get(self, segment_id: str) -> Segment | None:
         """A segment by id."""

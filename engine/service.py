@@ -108,6 +108,7 @@ class Service:
         self.projector = Projector(log, projection)
         # The projector keeps caches; one thread at a time may move it.
         self._lock = threading.RLock()
+        self._registry: tuple[int, Registry] | None = None  # a copy, and its position
         self._started = False
         # (segment, T) -> the log position it was answered at, and the members
         self._answers: OrderedDict[tuple[str, int], tuple[int, list[str]]] = OrderedDict()
@@ -126,10 +127,21 @@ class Service:
 
     @property
     def registry(self) -> Registry:
-        """Every segment definition, current."""
-        with self._lock:
+        """Every segment definition, as a copy of the projector's: current, or while another
+        thread is catching up (a backlog of deadlines can take a minute), as it was before."""
+        kept = self._registry
+        if kept is not None and not self._lock.acquire(blocking=False):
+            return kept[1]
+        if kept is None:
+            self._lock.acquire()
+        try:
             self.projector.refresh()
-            return self.projector.registry
+            position = self.projector.registry_position
+            if kept is None or kept[0] != position:
+                kept = self._registry = (position, self.projector.registry.copy())
+            return kept[1]
+        finally:
+            self._lock.release()
 
     # ---- producers ----
 
