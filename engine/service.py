@@ -123,6 +123,7 @@ class Service:
                     and self.log.last_position() >= self.rebuild_from
                 ):
                     self._rebuild()
+            self._copy_registry()  # what readers get while this catch-up runs
             return self.projector.advance(self.clock())
 
     @property
@@ -135,13 +136,18 @@ class Service:
         if kept is None:
             self._lock.acquire()
         try:
-            self.projector.refresh()
-            position = self.projector.registry_position
-            if kept is None or kept[0] != position:
-                kept = self._registry = (position, self.projector.registry.copy())
-            return kept[1]
+            return self._copy_registry()
         finally:
             self._lock.release()
+
+    def _copy_registry(self) -> Registry:
+        """The current definitions, copied again if they changed; the caller holds the lock."""
+        self.projector.refresh()
+        position = self.projector.registry_position
+        kept = self._registry
+        if kept is None or kept[0] != position:
+            kept = self._registry = (position, self.projector.registry.copy())
+        return kept[1]
 
     # ---- producers ----
 

@@ -40,6 +40,7 @@ def test_definitions_are_read_while_another_thread_catches_up(tmp_path):
     service = a_service(tmp_path, clock)
     service.define_segment("Openers", "opened email within 7 days")
     service.ingest([ContactEvent("c1", "email_opened")])
+    service = a_service(tmp_path, clock)  # a restarted service, whose first catch-up is slow
 
     clock.hold.set()
     catching_up = threading.Thread(target=service.catch_up)
