@@ -145,14 +145,15 @@ class Leaves:
         e = self.events
         if last and within:
             return self._any_within(rows, n)
-        recorded = e.recorded[rows]
+        # Each column of the selection is taken when needed and let go: for `last activity`
+        # the selection is the whole log, and this leaf set the replay's peak memory.
         if last:  # some such event, and none within N
-            some = self._first(rows, np.maximum(e.occurred[rows], recorded))
+            some = self._first(rows, np.maximum(e.occurred[rows], e.recorded[rows]))
             return self._both(some, self._any_within(rows, n).negate())
         # An event is "old" from when it is known and dated N ago: the first one is then old.
-        old = self._first(rows, np.maximum(recorded, e.occurred[rows] + n))
+        old = self._first(rows, np.maximum(e.recorded[rows], e.occurred[rows] + n))
         if within:  # some such event, and none old
-            some = self._first(rows, np.maximum(e.occurred[rows], recorded))
+            some = self._first(rows, np.maximum(e.occurred[rows], e.recorded[rows]))
             return self._both(some, old.negate())
         return old
 
@@ -215,7 +216,8 @@ class Leaves:
             starts, ends = starts[order], ends[order]
             del order
         # Keys of later contacts are larger, so a running maximum never leaks across them.
-        reach = np.maximum.accumulate(ends)
+        reach = np.maximum.accumulate(ends, out=ends)  # in place: one column fewer at once
+        del ends
         opens = np.empty(len(starts), bool)
         opens[0] = True
         np.greater(starts[1:], reach[:-1], out=opens[1:])
