@@ -129,6 +129,12 @@ class Timeline:
         )
         present = self._present(fields, properties)
         self.causes = Causes(self.axis, log, definitions, present, index, self.seen_from)
+        # Every property leaf now, from the one read of the properties' values, which is then
+        # let go: the step functions are a fraction of the texts (the replay's peak memory).
+        for node in self.leaf_uses:
+            if isinstance(node, a.PROPERTY_CONDITIONS):
+                self.leaves.steps(node)
+        fields.forget(CONTACT_UPDATED)
         self.memberships: dict[str, Steps] = {}
         self.order = definitions.order()  # first, so that a log it cannot order fails early
         # The rank of each contact id in text order: rows keyed by id are written in it.

@@ -150,6 +150,11 @@ class Fields:
             self._cache[key] = found
         return found
 
+    def forget(self, event_type: str | None) -> None:
+        """Drop what was read of a type's events (read again if asked for)."""
+        for key in [k for k in self._cache if k[0] == event_type]:
+            del self._cache[key]
+
     def _read(self, event_type: str | None, names: tuple[str, ...]) -> FieldValues:
         types = None if event_type is None else [event_type]
         rows: list[np.ndarray] = []
