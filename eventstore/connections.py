@@ -55,6 +55,10 @@ class Connections:
             conn.execute(f"PRAGMA synchronous = {self._synchronous}")
             # 64 MB of page cache: a batch of random event ids touches thousands of index pages.
             conn.execute("PRAGMA cache_size = -65536")
+            # Some builds (Debian's) default to ON, which writes every freed page out as
+            # zeros: dropping a 740 MB projection for a replay wrote 740 MB to the WAL (15 s).
+            # FAST zeroes deleted content only where that costs no extra I/O.
+            conn.execute("PRAGMA secure_delete = FAST")
             if self._temp_in_memory:
                 conn.execute("PRAGMA temp_store = MEMORY")
             if not self._autocheckpoint:

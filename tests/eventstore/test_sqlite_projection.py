@@ -160,6 +160,25 @@ def test_a_page_of_transitions_costs_the_page_not_the_segment(tmp_path):
     store.close()
 
 
+def test_dropping_the_projection_does_not_write_its_pages_again(tmp_path):
+    """A replay drops the old projection first. Freed pages written out as zeros (SQLite's
+    secure_delete=ON, some builds' default) cost as much I/O as the projection's size."""
+    path = tmp_path / "p.db"
+    store = SQLiteProjectionStore(path)
+    with store.session() as s:
+        s.insert_transitions(
+            (f"segment-{i % 20}", f"contact-{i:07d}", "entered", i, 1, "event", i)
+            for i in range(100_000)
+        )
+    conn = store._conn()
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    store.reset()
+    wal = Path(f"{path}-wal").stat().st_size // conn.execute("PRAGMA page_size").fetchone()[0]
+    assert wal < pages / 10, (wal, pages)
+    store.close()
+
+
 def test_member_counts_are_entries_minus_exits(tmp_path):
     store = SQLiteProjectionStore(tmp_path / "p.db")
     with store.session() as s:
