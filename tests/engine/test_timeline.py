@@ -53,6 +53,7 @@ def contents(projection: SQLiteProjectionStore) -> dict:
     return {
         "transitions": transitions_of(projection),
         "members": list(projection.all_members()),
+        "member_counts": {s: projection.member_count(s) for s, _, _ in projection.all_members()},
         "contacts": sorted(projection.first_events(None, None).items()),
         "last_seen": sorted(projection.last_events(None, None).items()),
         "values": sorted(
