@@ -46,6 +46,9 @@ def system_clock() -> int:
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """The application; `config` overrides the defaults and the environment (SEGMENTS_DB)."""
     app = Flask(__name__)
+    # Not a redirect (an HTML 308) from /contacts/a%2F/segments to /contacts/a/segments, a
+    # contact of another id: a path with an empty segment matches no route.
+    app.url_map.merge_slashes = False
     app.config.from_mapping(DEFAULTS)
     if "SEGMENTS_DB" in os.environ:
         app.config["SEGMENTS_DB"] = os.environ["SEGMENTS_DB"]

@@ -89,7 +89,7 @@ def _operation(rule: Any, meta: Any) -> dict[str, Any]:
     if meta.response is not None:
         success["content"] = {"application/json": {"schema": meta.response}}
     responses: dict[str, Any] = {str(meta.status): success}
-    codes = set(meta.errors)
+    codes = {400, *meta.errors}  # any route refuses query parameters it does not take
     if meta.permission is not None:
         op["security"] = [{"bearer": []}]
         codes |= {401, 403, 503}  # any request may wait on the writer's lock (catching up)

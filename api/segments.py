@@ -15,6 +15,7 @@ from api.web import (
     cursor_arg,
     dump,
     encode_cursor,
+    flag_arg,
     instant_arg,
     json_body,
     limit_arg,
@@ -132,7 +133,7 @@ def create_segment() -> Response:
 def list_segments() -> Response:
     after = cursor_arg(str)
     limit = limit_arg()
-    archived = request.args.get("archived", "false").lower() in ("1", "true", "yes")
+    archived = flag_arg("archived")
     found = [x for x in services().service.segments(archived) if after is None or x.id > after]
     page = found[:limit]
     more = len(found) > limit

@@ -7,6 +7,7 @@ import base64
 import binascii
 import json
 import re
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import wraps
@@ -79,6 +80,7 @@ def operation(
         def guarded(*args: Any, **kwargs: Any) -> Any:
             if permission is not None:
                 _authorize(permission)
+            _check_query(meta.query)
             return view(*args, **kwargs)
 
         guarded.operation = meta  # type: ignore[attr-defined]
@@ -106,6 +108,18 @@ def _authorize(permission: str) -> None:
     g.api_key = record
 
 
+def _check_query(known: dict[str, str]) -> None:
+    """Refuse query parameters the route does not take, or given more than once: either is
+    a mistake (`limt=10`, two `at`s) that would otherwise pass unnoticed."""
+    for name in request.args:
+        if name not in known:
+            takes = f"takes {', '.join(sorted(known))}" if known else "takes no parameters"
+            raise bad_query(name, "unknown parameter", f"unknown query parameter {name!r}: {takes}")
+        count = len(request.args.getlist(name))
+        if count > 1:
+            raise bad_query(name, "given more than once", f"{name} is given {count} times")
+
+
 def json_body(schema: Schema) -> Any:
     """The request's JSON body, loaded by a schema (400/415/422 problems otherwise)."""
     if not request.is_json:
@@ -115,7 +129,8 @@ def json_body(schema: Schema) -> Any:
     raw = request.get_data(cache=True)
     try:
         # Strictly: json.loads would take UTF-16 and UTF-32 too, and encoded surrogates.
-        data = json.loads(raw.decode("utf-8"))
+        repeated: list[tuple[dict, str]] = []
+        data = json.loads(raw.decode("utf-8"), object_pairs_hook=_noting_repeats(repeated))
     except UnicodeDecodeError as exc:
         raise Problem(400, "Malformed JSON", "the body is not UTF-8") from exc
     except json.JSONDecodeError as exc:
@@ -129,6 +144,16 @@ def json_body(schema: Schema) -> Any:
         raise Problem(400, "Malformed JSON", "the body is nested too deeply") from exc
     except ValueError as exc:  # a number of more digits than Python converts
         raise Problem(400, "Malformed JSON", str(exc)) from exc
+    if repeated:
+        # Which value a repeated name means is up to each reader: an ambiguous record.
+        obj, name = repeated[0]
+        where = _path_of(data, obj)
+        raise Problem(
+            400,
+            "Malformed JSON",
+            f"the name {name!r} appears more than once in {where or 'the body'}",
+            [{"field": where or "(body)", "message": f"{name!r} appears more than once"}],
+        )
     # A \ud800-\udfff escape on its own is valid JSON syntax but no text (UTF-8 cannot hold
     # it); looked for only when the body has such an escape at all.
     if _SURROGATE_ESCAPE.search(raw):
@@ -144,6 +169,37 @@ def json_body(schema: Schema) -> Any:
 
 
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _noting_repeats(found: list[tuple[dict, str]]) -> Callable[[list], dict]:
+    """An object_pairs_hook that builds each object and notes one whose names repeat."""
+
+    def build(pairs: list[tuple[str, Any]]) -> dict:
+        obj = dict(pairs)
+        if len(obj) < len(pairs):
+            counts = Counter(name for name, _ in pairs)
+            found.append((obj, next(name for name, n in counts.items() if n > 1)))
+        return obj
+
+    return build
+
+
+def _path_of(data: Any, target: dict) -> str:
+    """The path (events.0.properties) of an object inside a JSON value, found by identity."""
+    stack: list[tuple[str, Any]] = [("", data)]
+    while stack:
+        where, item = stack.pop()
+        if item is target:
+            return where
+        pairs = (
+            item.items()
+            if isinstance(item, dict)
+            else enumerate(item)
+            if isinstance(item, list)
+            else ()
+        )
+        stack += [(f"{where}.{key}" if where else str(key), v) for key, v in pairs]
+    return ""
 
 
 def _lone_surrogate(value: Any, path: str) -> str | None:
@@ -219,6 +275,17 @@ def limit_arg(default: int = 100, maximum: int = 1000) -> int:
         message = f"a whole number from 1 to {maximum}"
         raise bad_query("limit", message, f"limit is {message}")
     return number
+
+
+def flag_arg(name: str) -> bool:
+    """A yes/no query parameter (true/false, 1/0, yes/no); absent: no."""
+    text = request.args.get(name, "false").lower()
+    if text not in _FLAGS:
+        raise bad_query(name, "true or false", f"{name} is true or false, not {text!r}")
+    return _FLAGS[text]
+
+
+_FLAGS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
 def whole_number(text: str) -> int | None:

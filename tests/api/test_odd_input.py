@@ -254,3 +254,57 @@ def test_a_body_in_anything_but_utf8_is_400(api, body):
     assert response.status_code == 400
     assert response.json["detail"] == "the body is not UTF-8"
     assert log_size(api) == 0
+
+
+# ---- names and parameters given twice, unknown or empty ----
+
+
+@pytest.mark.parametrize(
+    ("url", "body", "field"),
+    [
+        ("/v1/events", '{"contact_id": "c", "type": "a", "type": "b"}', "(body)"),
+        (
+            "/v1/events",
+            '{"events": [{"contact_id": "c", "type": "a"},'
+            ' {"contact_id": "c", "type": "a", "properties": {"x": 1, "y": 2, "x": 3}}]}',
+            "events.1.properties",
+        ),
+        ("/v1/segments", '{"name": "A", "rule": "opened email", "name": "B"}', "(body)"),
+    ],
+)
+def test_a_name_repeated_in_a_json_object_is_400_where_it_is(api, url, body, field):
+    """Which of the two values a repeated name means is up to each JSON reader."""
+    problem(post_raw(api, url, body), 400, field, "appears more than once")
+    assert log_size(api) == 0
+
+
+@pytest.mark.parametrize(
+    ("url", "field", "fragment"),
+    [
+        ("/v1/events?limt=10", "limt", "takes after, cursor, limit"),
+        ("/v1/segments/s?at=2026-11-20T00:00:00Z", "at", "takes no parameters"),
+        ("/v1/events?limit=10&limit=20", "limit", "given 2 times"),
+        (
+            "/v1/segments/s/members?at=2026-11-20T00:00:00Z&at=2026-11-21T00:00:00Z",
+            "at",
+            "given 2 times",
+        ),
+        ("/v1/segments?archived=ture", "archived", "true or false"),
+    ],
+)
+def test_a_query_parameter_unknown_repeated_or_odd_is_400(api, url, field, fragment):
+    api("marketer").post("/v1/segments", json={"name": "S", "rule": "opened email"})
+    problem(api("auditor").get(url), 400, field, fragment)
+
+
+def test_a_query_parameter_on_a_write_is_refused_before_anything_is_stored(api):
+    response = api("producer").post("/v1/events?dry_run=1", json={"contact_id": "c", "type": "x"})
+    problem(response, 400, "dry_run", "unknown query parameter")
+    assert log_size(api) == 0
+
+
+def test_a_path_with_an_empty_segment_is_404_not_a_redirect_to_another_contact(api):
+    api("producer").post("/v1/events", json={"contact_id": "ab", "type": "x"})
+    response = api("auditor").get("/v1/contacts/ab%2F/segments")
+    assert response.status_code == 404
+    assert response.mimetype == "application/problem+json"
