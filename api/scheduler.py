@@ -27,6 +27,7 @@ class DeadlineScheduler:
         self._poll_seconds = poll_seconds
         self._scheduler = BackgroundScheduler(timezone=UTC)
         self._lock = threading.Lock()
+        self._running = threading.Lock()
         self._armed: int | None = None
         self._extra: list[tuple[float, Callable[[], None], str]] = []
 
@@ -35,25 +36,37 @@ class DeadlineScheduler:
         if self._scheduler.running:
             return
         self._scheduler.start()
-        self._scheduler.add_job(
-            self._run, "interval", seconds=self._poll_seconds, id="poll", coalesce=True
-        )
+        self._every(self._poll_seconds, self._run, "poll")
         self._scheduler.add_job(self._run, id=JOB, misfire_grace_time=None, coalesce=True)
         for seconds, run, job_id in self._extra:
-            self._scheduler.add_job(run, "interval", seconds=seconds, id=job_id, coalesce=True)
+            self._every(seconds, run, job_id)
 
     def every(self, seconds: float, job: Callable[[], object], job_id: str) -> None:
         """Also run `job` every so many seconds, once started (a failure is logged)."""
 
+        running = threading.Lock()
+
         def run() -> None:
+            if not running.acquire(blocking=False):
+                return  # the last run is still at it (a checkpoint of a long catch-up's WAL)
             try:
                 job()
             except Exception:
                 log.exception("%s failed; it runs again in %s s", job_id, seconds)
+            finally:
+                running.release()
 
         self._extra.append((seconds, run, job_id))
         if self._scheduler.running:
-            self._scheduler.add_job(run, "interval", seconds=seconds, id=job_id, coalesce=True)
+            self._every(seconds, run, job_id)
+
+    def _every(self, seconds: float, run: Callable[[], None], job_id: str) -> None:
+        # A second instance may start while one is still running, and returns at once: no
+        # "skipped: maximum number of running instances reached" warning every few seconds
+        # while a long catch-up runs.
+        self._scheduler.add_job(
+            run, "interval", seconds=seconds, id=job_id, coalesce=True, max_instances=2
+        )
 
     def shutdown(self) -> None:
         """Stop; a job already running finishes first."""
@@ -81,9 +94,15 @@ class DeadlineScheduler:
     def _run(self) -> None:
         with self._lock:
             self._armed = None
+        if not self._running.acquire(blocking=False):
+            # The catch-up under way processes what is due by its start, and arms the job
+            # for the next deadline after (this one's too, if it falls later) when it ends.
+            return
         try:
             due = self._catch_up()
         except Exception:
             log.exception("processing deadlines failed; retrying at the next poll")
             return
+        finally:
+            self._running.release()
         self.wake_at(due)
