@@ -8,7 +8,7 @@ import binascii
 import json
 import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import wraps
 from typing import Any
@@ -186,44 +186,34 @@ def _noting_repeats(found: list[tuple[dict, str]]) -> Callable[[list], dict]:
 
 def _path_of(data: Any, target: dict) -> str:
     """The path (events.0.properties) of an object inside a JSON value, found by identity."""
-    stack: list[tuple[str, Any]] = [("", data)]
-    while stack:
-        where, item = stack.pop()
-        if item is target:
-            return where
-        pairs = (
-            item.items()
-            if isinstance(item, dict)
-            else enumerate(item)
-            if isinstance(item, list)
-            else ()
-        )
-        stack += [(f"{where}.{key}" if where else str(key), v) for key, v in pairs]
-    return ""
+    return next((where for where, _, item in _nodes(data) if item is target), "")
 
 
 def _lone_surrogate(value: Any, path: str) -> str | None:
     """The path (events.0.contact_id) of the first text in a JSON value that UTF-8 cannot
     encode, or None."""
-    stack = [(path, value)]
+    for where, key, item in _nodes(value, path):
+        if isinstance(key, str) and not _encodable(key):
+            return where.encode("utf-8", "backslashreplace").decode()  # nameable
+        if isinstance(item, str) and not _encodable(item):
+            return where
+    return None
+
+
+def _nodes(value: Any, path: str = "") -> Iterator[tuple[str, Any, Any]]:
+    """Every value inside a JSON value, first to last: its path, its key and itself."""
+    stack: list[tuple[str, Any, Any]] = [(path, None, value)]
     while stack:
-        where, item = stack.pop()
-        if isinstance(item, str):
-            if not _encodable(item):
-                return where
-            continue
+        where, key, item = stack.pop()
+        yield where, key, item
         if isinstance(item, dict):
             pairs: Any = item.items()
         elif isinstance(item, list):
             pairs = enumerate(item)
         else:
             continue
-        inner = [(f"{where}.{key}" if where else str(key), key, v) for key, v in pairs]
-        for name, key, _ in inner:
-            if isinstance(key, str) and not _encodable(key):
-                return name.encode("utf-8", "backslashreplace").decode()  # nameable
-        stack += [(name, v) for name, _, v in reversed(inner)]
-    return None
+        inner = [(f"{where}.{k}" if where else str(k), k, v) for k, v in pairs]
+        stack += reversed(inner)
 
 
 def _encodable(text: str) -> bool:
