@@ -126,6 +126,14 @@ def json_body(schema: Schema) -> Any:
         raise Problem(
             415, "Unsupported media type", "send JSON with Content-Type: application/json"
         )
+    encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+    if encoding != "identity":
+        # Read as it came, a compressed body would be refused as malformed, or worse, taken.
+        raise Problem(
+            415,
+            "Unsupported media type",
+            f"Content-Encoding {encoding!r} is not supported: send the body uncompressed",
+        )
     raw = request.get_data(cache=True)
     try:
         # Strictly: json.loads would take UTF-16 and UTF-32 too, and encoded surrogates.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import sqlite3
 from contextlib import closing
@@ -116,6 +117,20 @@ def test_malformed_json_says_where(api):
 def test_a_body_that_is_not_json_is_415(api):
     response = api("producer").post("/v1/events", data="contact_id=c", content_type="text/plain")
     assert response.status_code == 415
+
+
+@pytest.mark.parametrize("compressed", [True, False])
+def test_a_compressed_body_is_415_and_stores_nothing(api, compressed):
+    body = json.dumps({"contact_id": "c", "type": "x"}).encode()
+    response = api("producer").post(
+        "/v1/events",
+        data=gzip.compress(body) if compressed else body,  # claimed, or not even compressed
+        content_type="application/json",
+        headers={"Content-Encoding": "gzip"},
+    )
+    assert response.status_code == 415
+    assert "Content-Encoding 'gzip'" in response.json["detail"]
+    assert api("auditor").get("/v1/events").json["events"] == []
 
 
 def test_too_many_events_in_a_batch_is_413(api):
