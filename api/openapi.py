@@ -27,7 +27,7 @@ ERROR_TEXT = {
     409: "Conflict with the current state",
     412: "The segment changed since the ETag was read",
     413: "Body or batch too large",
-    415: "Not JSON",
+    415: "Not JSON, or sent with a Content-Encoding",
     422: "Invalid input; `errors` says what and where",
     428: "If-Match required",
     503: "Another writer kept the database busy; nothing changed: retry after Retry-After",
