@@ -64,8 +64,11 @@ def parse_instant(text: str) -> int:
     """ISO-8601 with a time zone, to UTC milliseconds; ValueError otherwise
     (InstantOutOfRange for one outside the years 0001-9999 in UTC)."""
     moment = datetime.fromisoformat(text.replace("z", "Z"))
-    if moment.tzinfo is None:
+    offset = moment.utcoffset()
+    if offset is None:
         raise ValueError("no time zone")
+    if offset.seconds % 60 or offset.microseconds:
+        raise ValueError("an offset of seconds, which ISO-8601 does not have")
     ms = (moment - EPOCH) // MS
     if not FIRST_INSTANT <= ms <= LAST_INSTANT:
         raise InstantOutOfRange(text)

@@ -63,6 +63,21 @@ def test_an_event_dated_outside_the_years_0001_to_9999_is_refused(api):
     assert log_size(api) == 0
 
 
+def test_an_offset_with_seconds_is_no_iso_8601_instant(api):
+    """Python reads +01:00:30; ISO-8601 and RFC 3339 offsets have hours and minutes only."""
+    api("marketer").post("/v1/segments", json={"name": "Openers", "rule": "opened email"})
+    url = "/v1/segments/openers/members?at=2026-11-20T09:15:00%2B01:00:30"
+    problem(api("auditor").get(url), 400, "at", "not an ISO-8601 instant")
+    before = log_size(api)
+    response = api("producer").post(
+        "/v1/events",
+        json={"contact_id": "c", "type": "x", "occurred_at": "2026-11-20T09:15:00-01:00:30"},
+    )
+    problem(response, 422, "occurred_at", "not an ISO-8601 instant")
+    assert log_size(api) == before
+    assert api("auditor").get(url.replace(":30", "")).status_code == 200
+
+
 def test_a_rule_date_outside_the_years_0001_to_9999_is_refused(api):
     rule = "signed_up_at after 9999-12-31T23:59-01:00"
     response = api("marketer").post("/v1/rules/validate", json={"rule": rule})
