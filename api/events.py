@@ -90,7 +90,7 @@ def get_events() -> Response:
 
 def _after_arg() -> int:
     text = request.args.get("after")
-    if not text:
+    if text is None:
         return 0
     after = whole_number(text)
     if after is None:

@@ -109,15 +109,18 @@ def _authorize(permission: str) -> None:
 
 
 def _check_query(known: dict[str, str]) -> None:
-    """Refuse query parameters the route does not take, or given more than once: either is
-    a mistake (`limt=10`, two `at`s) that would otherwise pass unnoticed."""
+    """Refuse query parameters the route does not take, given more than once or empty: each
+    is a mistake (`limt=10`, two `at`s, `contact=`) that would otherwise pass unnoticed."""
     for name in request.args:
         if name not in known:
             takes = f"takes {', '.join(sorted(known))}" if known else "takes no parameters"
             raise bad_query(name, "unknown parameter", f"unknown query parameter {name!r}: {takes}")
-        count = len(request.args.getlist(name))
-        if count > 1:
-            raise bad_query(name, "given more than once", f"{name} is given {count} times")
+        values = request.args.getlist(name)
+        if len(values) > 1:
+            raise bad_query(name, "given more than once", f"{name} is given {len(values)} times")
+        if not values[0]:
+            # Not "absent": `contact=` would otherwise ask for the transitions of contact "".
+            raise bad_query(name, "empty", f"{name} is empty; leave it out or give a value")
 
 
 def json_body(schema: Schema) -> Any:
