@@ -248,6 +248,12 @@ class Service:
         if if_match is not None and if_match != segment.version:
             raise VersionMismatch(if_match, segment.version)
         checked = self.check_rule(rule, segment_id)
+        current = segment.current
+        if current is not None and (checked.text, checked.references) == (
+            current.text,
+            dict(current.references),
+        ):
+            return segment  # the rule it has (written alike or not): nothing to version
         expected = {segment_stream(segment_id): self.log.stream_version(segment_stream(segment_id))}
         if if_match is not None:
             # A dynamic segment's stream holds one event per rule version.

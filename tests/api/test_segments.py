@@ -101,6 +101,20 @@ def test_bad_segment_bodies(api):
     assert api("auditor").get("/v1/segments").json["segments"] == []
 
 
+def test_putting_the_rule_a_segment_has_makes_no_new_version(api):
+    define(api, "Buyers", "purchased within 30 days")
+    log = api("auditor").get("/v1/events").json["events"]
+    same = api("marketer").put(
+        "/v1/segments/buyers",
+        json={"rule": "  PURCHASED   within 30 days "},  # the same rule, written otherwise
+        headers={"If-Match": '"1"'},
+    )
+    assert same.status_code == 200
+    assert same.headers["ETag"] == '"1"'
+    assert [v["rule"] for v in same.json["versions"]] == ["purchased within 30 days"]
+    assert api("auditor").get("/v1/events").json["events"] == log
+
+
 def test_a_new_rule_version_needs_the_current_etag(api):
     define(api, "Buyers", "purchased")
     put = api("marketer").put
