@@ -137,6 +137,14 @@ def json_body(schema: Schema) -> Any:
             "Unsupported media type",
             f"Content-Encoding {encoding!r} is not supported: send the body uncompressed",
         )
+    charset = request.mimetype_params.get("charset", "utf-8").strip().lower()
+    if charset not in ("utf-8", "utf8"):
+        # JSON is UTF-8 (RFC 8259); a body in another charset would be misread, not refused.
+        raise Problem(
+            415,
+            "Unsupported media type",
+            f"charset {charset!r} is not supported: JSON is sent as UTF-8",
+        )
     raw = request.get_data(cache=True)
     try:
         # Strictly: json.loads would take UTF-16 and UTF-32 too, and encoded surrogates.

@@ -133,6 +133,27 @@ def test_a_compressed_body_is_415_and_stores_nothing(api, compressed):
     assert api("auditor").get("/v1/events").json["events"] == []
 
 
+@pytest.mark.parametrize("charset", ["latin-1", "utf-16"])
+def test_a_body_in_another_charset_than_utf8_is_415_and_stores_nothing(api, charset):
+    body = json.dumps({"contact_id": "Müller", "type": "x"}, ensure_ascii=False)
+    response = api("producer").post(
+        "/v1/events", data=body.encode(charset), content_type=f"application/json; charset={charset}"
+    )
+    assert response.status_code == 415
+    assert f"charset '{charset}'" in response.json["detail"]
+    assert log_size(api) == 0
+
+
+@pytest.mark.parametrize("charset", ["utf-8", "UTF-8", "utf8"])
+def test_a_utf8_charset_parameter_is_taken(api, charset):
+    body = json.dumps({"contact_id": "Müller", "type": "x"}, ensure_ascii=False)
+    response = api("producer").post(
+        "/v1/events", data=body.encode(), content_type=f"application/json; charset={charset}"
+    )
+    assert response.status_code == 201
+    assert log_size(api) == 1
+
+
 def test_too_many_events_in_a_batch_is_413(api):
     events = [{"contact_id": "c", "type": "x"}] * 51
     response = api("producer").post("/v1/events", json={"events": events})
