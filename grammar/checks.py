@@ -9,7 +9,8 @@ from lark import Tree
 
 from grammar import ast as a
 from grammar.errors import Problem
-from grammar.literals import DAY_MS, format_date, format_number, quote
+from grammar.formatter import format_value
+from grammar.literals import DAY_MS
 
 MAX_RULE_LENGTH = 4_000
 MAX_NESTING = 10
@@ -176,7 +177,7 @@ def _between_problems(node: a.Between) -> Iterator[Problem]:
         yield _at(
             node,
             "the bounds of between are reversed, so nothing is between them",
-            f"write {node.prop} between {_show(high)} and {_show(low)}",
+            f"write {node.prop} between {format_value(high)} and {format_value(low)}",
         )
 
 
@@ -220,24 +221,14 @@ def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _show(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return format_number(value)
-    if isinstance(value, a.DateValue):
-        return format_date(value.ms)
-    return quote(str(value))
-
-
 def _describe(value: object) -> str:
     if isinstance(value, bool):
-        return _show(value)
+        return format_value(value)
     if isinstance(value, str):
-        return f"the text {_show(value)}"
+        return f"the text {format_value(value)}"
     if isinstance(value, a.DateValue):
-        return f"the date {_show(value)}"
-    return f"the number {_show(value)}"
+        return f"the date {format_value(value)}"
+    return f"the number {format_value(value)}"
 
 
 def _at(node: object, message: str, hint: str | None = None) -> Problem:

@@ -37,18 +37,18 @@ def _condition(node: a.Condition, parent: type | None) -> str:
 
 def _leaf(node: a.Condition) -> str:
     if isinstance(node, a.Compare):
-        return f"{node.prop} {_COMPARE[node.op]} {_value(node.value)}"
+        return f"{node.prop} {_COMPARE[node.op]} {format_value(node.value)}"
     if isinstance(node, a.Between):
-        return f"{node.prop} between {_value(node.low)} and {_value(node.high)}"
+        return f"{node.prop} between {format_value(node.low)} and {format_value(node.high)}"
     if isinstance(node, a.InList):
-        values = ", ".join(_value(v) for v in node.values)
+        values = ", ".join(format_value(v) for v in node.values)
         return f"{node.prop} {'not in' if node.negated else 'in'} ({values})"
     if isinstance(node, a.TextMatch):
-        return f"{node.prop} {node.op.value} {_value(node.value)}"
+        return f"{node.prop} {node.op.value} {format_value(node.value)}"
     if isinstance(node, a.Known):
         return f"{node.prop} is {'known' if node.known else 'unknown'}"
     if isinstance(node, a.DateCompare):
-        return f"{node.prop} {node.op.value} {_value(node.value)}"
+        return f"{node.prop} {node.op.value} {format_value(node.value)}"
     if isinstance(node, a.Ago):
         return f"{node.prop} {node.op.value} {_duration(node.duration)} ago"
     if isinstance(node, a.EventCount):
@@ -57,7 +57,7 @@ def _leaf(node: a.Condition) -> str:
         window = f" within {_duration(node.window)}" if node.window else ""
         return (
             f"{node.func.value} {node.prop} of {_selector(node.event)}{window} "
-            f"{_COMPARE[node.op]} {_value(node.value)}"
+            f"{_COMPARE[node.op]} {format_value(node.value)}"
         )
     if isinstance(node, a.Recency):
         if node.op is a.RecencyOp.WITHIN:
@@ -135,7 +135,8 @@ def _duration(duration: a.Duration) -> str:
     return f"{duration.amount} {unit[:-1] if duration.amount == 1 else unit}"
 
 
-def _value(value: object) -> str:
+def format_value(value: object) -> str:
+    """A value of a rule as the canonical text writes it."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
