@@ -14,9 +14,11 @@ from api.web import (
     limit_arg,
     operation,
     raw_json_body,
+    schedule_next,
     services,
     whole_number,
 )
+from engine.errors import NotYetApplied
 from engine.service import ContactEvent
 
 bp = Blueprint("events", __name__)
@@ -29,6 +31,11 @@ bp = Blueprint("events", __name__)
     body=s.EventIn,
     response=s.ReceiptsOut,
     status=201,
+    also={
+        200: "every event was stored before: nothing new",
+        202: "stored; another writer held the database, so membership is brought up to"
+        " date shortly after, not yet: do not send the events again",
+    },
     errors=(400, 413, 415, 422),
 )
 def post_events() -> Response:
@@ -47,19 +54,18 @@ def post_events() -> Response:
     else:
         loaded = [s.EventIn().load(body)]
         single = True
-    receipts = services().service.ingest([ContactEvent(**e) for e in loaded])
-    schedule_next()
-    status = 200 if all(r.duplicate for r in receipts) else 201
+    try:
+        receipts = services().service.ingest([ContactEvent(**e) for e in loaded])
+        status = 200 if all(r.duplicate for r in receipts) else 201
+        schedule_next()
+    except NotYetApplied as exc:
+        # Stored, so not to be sent again (events without ids would be stored twice); the
+        # scheduler brings membership up to date as soon as the database is free.
+        receipts, status = exc.stored, 202
+        schedule_next(pending=True)
     if single:
         return dump(s.ReceiptOut(), receipts[0], status)
     return dump(s.ReceiptsOut(), {"events": receipts}, status)
-
-
-def schedule_next() -> None:
-    """Tell the scheduler about the earliest deadline now that membership moved."""
-    scheduler = services().scheduler
-    if scheduler is not None:
-        scheduler.wake_at(services().service.projection.next_deadline())
 
 
 @bp.get("/v1/events")

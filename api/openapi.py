@@ -30,7 +30,8 @@ ERROR_TEXT = {
     415: "Not JSON, or sent with a Content-Encoding",
     422: "Invalid input; `errors` says what and where",
     428: "If-Match required",
-    503: "Another writer kept the database busy; nothing changed: retry after Retry-After",
+    503: "Another writer kept the database busy: retry after Retry-After. Nothing changed,"
+    " unless the problem's title is 'Stored, not applied yet'",
 }
 
 
@@ -89,6 +90,8 @@ def _operation(rule: Any, meta: Any) -> dict[str, Any]:
     if meta.response is not None:
         success["content"] = {"application/json": {"schema": meta.response}}
     responses: dict[str, Any] = {str(meta.status): success}
+    for code, text in meta.also.items():
+        responses[str(code)] = {**success, "description": text}
     codes = {400, *meta.errors}  # any route refuses query parameters it does not take
     if meta.permission is not None:
         op["security"] = [{"bearer": []}]

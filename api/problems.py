@@ -16,6 +16,7 @@ from engine.errors import (
     InvalidInput,
     InvalidRule,
     NotFound,
+    NotYetApplied,
     VersionMismatch,
 )
 from eventstore.interface import ConcurrencyError, InvalidEventError, StoreBusy
@@ -77,7 +78,8 @@ def field_errors(messages: Any, prefix: str = "") -> list[dict[str, Any]]:
     return found
 
 
-def _from_engine(exc: EngineError) -> Problem:
+def engine_problem(exc: EngineError) -> Problem:
+    """The problem that reports an engine error."""
     if isinstance(exc, InvalidRule):
         errors = [
             {
@@ -99,6 +101,14 @@ def _from_engine(exc: EngineError) -> Problem:
             "The segment has changed",
             exc.message + "; read it again and retry with its current ETag",
             current_version=exc.actual,
+        )
+    if isinstance(exc, NotYetApplied):
+        return Problem(
+            503,
+            "Stored, not applied yet",
+            f"{exc.message}: the change was stored, and membership will be brought up to date"
+            " shortly; do not send it again, read the segment instead",
+            headers={"Retry-After": "1"},
         )
     if isinstance(exc, Conflict):
         return Problem(409, "Conflict", exc.message)
@@ -132,7 +142,7 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(EngineError)
     def _engine(exc: EngineError) -> Response:
-        return problem_response(_from_engine(exc))
+        return problem_response(engine_problem(exc))
 
     @app.errorhandler(InvalidEventError)
     def _invalid_event(exc: InvalidEventError) -> Response:

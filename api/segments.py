@@ -9,8 +9,7 @@ from typing import Any
 from flask import Blueprint, Response, request
 
 from api import schemas as s
-from api.events import schedule_next
-from api.problems import Problem
+from api.problems import Problem, engine_problem, problem_response
 from api.web import (
     cursor_arg,
     dump,
@@ -20,9 +19,11 @@ from api.web import (
     json_body,
     limit_arg,
     operation,
+    schedule_next,
     services,
     whole_number,
 )
+from engine.errors import NotYetApplied
 from engine.evaluate import Explanation
 from engine.segments import Segment
 from grammar import ast as a
@@ -54,6 +55,13 @@ def segment_json(segment: Segment) -> dict[str, Any]:
 
 def _etag(segment: Segment) -> dict[str, str]:
     return {"ETag": f'"{segment.version}"'}
+
+
+@bp.errorhandler(NotYetApplied)
+def _stored_not_applied(exc: NotYetApplied) -> Response:
+    # The definition or edit is in the log: the scheduler applies it once the database is free.
+    schedule_next(pending=True)
+    return problem_response(engine_problem(exc))
 
 
 @bp.post("/v1/rules/validate")

@@ -60,6 +60,7 @@ class Operation:
     status: int = 200
     query: dict[str, str] = field(default_factory=dict)
     errors: tuple[int, ...] = ()
+    also: dict[int, str] = field(default_factory=dict)  # other successes, same body
 
 
 def operation(
@@ -71,9 +72,10 @@ def operation(
     status: int = 200,
     query: dict[str, str] | None = None,
     errors: tuple[int, ...] = (),
+    also: dict[int, str] | None = None,
 ) -> Callable:
     """Declare a route's documentation and the permission it needs (None: public)."""
-    meta = Operation(summary, permission, body, response, status, query or {}, errors)
+    meta = Operation(summary, permission, body, response, status, query or {}, errors, also or {})
 
     def decorate(view: Callable) -> Callable:
         @wraps(view)
@@ -241,6 +243,15 @@ def _encodable(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def schedule_next(pending: bool = False) -> None:
+    """Tell the scheduler about the earliest deadline now that membership moved (`pending`:
+    a write is stored but not applied yet, so at once)."""
+    found = services()
+    if found.scheduler is not None:
+        service = found.service
+        found.scheduler.wake_at(service.clock() if pending else service.projection.next_deadline())
 
 
 def raw_json_body() -> Any:

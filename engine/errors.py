@@ -50,3 +50,13 @@ class InvalidInput(EngineError):
         super().__init__(message, field=field, index=index)
         self.field = field
         self.index = index
+
+
+class NotYetApplied(EngineError):
+    """A write that was stored in the log, but whose effect on membership could not be worked
+    out yet: another writer held the database. The next catch-up applies it; `stored` is what
+    the append answered (the receipts of events)."""
+
+    def __init__(self, message: str, stored: Any = None) -> None:
+        super().__init__(message)
+        self.stored = stored

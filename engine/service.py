@@ -12,7 +12,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.asof import AsOfSegments, AsOfSets
-from engine.errors import Conflict, InvalidInput, InvalidRule, NotFound, VersionMismatch
+from engine.errors import (
+    Conflict,
+    InvalidInput,
+    InvalidRule,
+    NotFound,
+    NotYetApplied,
+    VersionMismatch,
+)
 from engine.evaluate import Explanation
 from engine.history import History
 from engine.projector import CONTACT_STREAM, Projector, to_event
@@ -33,7 +40,14 @@ from engine.segments import (
 )
 from engine.timeline import replay_timeline
 from engine.timeline_defs import Unsupported
-from eventstore.interface import ConcurrencyError, EventStore, NewEvent, Receipt, StoredEvent
+from eventstore.interface import (
+    ConcurrencyError,
+    EventStore,
+    NewEvent,
+    Receipt,
+    StoreBusy,
+    StoredEvent,
+)
 from eventstore.projection import ProjectionStore, TransitionRecord
 from grammar import RuleError, format_rule, parse, to_json
 from grammar import ast as a
@@ -173,7 +187,7 @@ class Service:
                 )
             )
         receipts = self.log.append(new)
-        self.catch_up()
+        self._apply_appended(receipts)
         return receipts
 
     # ---- rules and segments ----
@@ -294,7 +308,7 @@ class Service:
             )
         if events:
             self.log.append(events)
-            self.catch_up()
+            self._apply_appended()
         return self.segment(segment_id)
 
     def segments(self, include_archived: bool = False) -> list[Segment]:
@@ -335,7 +349,15 @@ class Service:
                 "the segment or one it refers to changed meanwhile; read it again and retry",
                 stream=exc.stream,
             ) from exc
-        self.catch_up()
+        self._apply_appended()
+
+    def _apply_appended(self, stored: Any = None) -> None:
+        """Bring membership up to date with what was just appended. Another writer may take
+        the database between the append and this; the append stands all the same."""
+        try:
+            self.catch_up()
+        except StoreBusy as exc:
+            raise NotYetApplied(str(exc), stored) from exc
 
     # ---- membership questions ----
 

@@ -233,3 +233,66 @@ def test_a_write_kept_waiting_by_another_writer_gets_a_503_and_changes_nothing(a
     retried = api("producer").post("/v1/events", json=event)
     assert retried.status_code == 201
     assert [e["event_id"] for e in api("auditor").get("/v1/events").json["events"]] == ["e-1"]
+
+
+@pytest.fixture
+def writer_after_append(app, monkeypatch):
+    """Another writer (a replay, another process) takes the database the moment an append
+    has committed, before the request can apply it; `release()` lets it go."""
+    log = app.extensions["segments"].service.log
+    other = sqlite3.connect(app.config["SEGMENTS_DB"], isolation_level=None)
+    append = log.append
+
+    def append_then_lose_the_database(*args, **kwargs):
+        receipts = append(*args, **kwargs)
+        other.execute("BEGIN IMMEDIATE")
+        return receipts
+
+    class Writer:
+        @staticmethod
+        def arm() -> None:
+            monkeypatch.setattr(log, "append", append_then_lose_the_database)
+
+        @staticmethod
+        def release() -> None:
+            monkeypatch.undo()
+            other.execute("COMMIT")
+
+    yield Writer
+    other.close()
+
+
+def test_events_stored_but_kept_from_membership_by_another_writer_get_a_202(
+    api, writer_after_append
+):
+    api("marketer").post("/v1/segments", json={"name": "Openers", "rule": "opened email"})
+    writer_after_append.arm()
+    # No event_id: sent again after a 5xx, the event would be stored twice.
+    response = api("producer").post(
+        "/v1/events", json={"contact_id": "c-1", "type": "email_opened"}
+    )
+    assert response.status_code == 202
+    assert response.json["position"] == 2 and response.json["duplicate"] is False
+    writer_after_append.release()
+    assert log_size(api) == 2
+    members = api("auditor").get("/v1/segments/openers/members").json["members"]
+    assert [m["contact_id"] for m in members] == ["c-1"]  # applied by the next catch-up
+    (entered,) = api("auditor").get("/v1/segments/openers/transitions").json["transitions"]
+    assert entered["cause"]["position"] == 2
+
+
+def test_a_segment_stored_but_kept_from_membership_by_another_writer_is_a_503_that_says_so(
+    app, api, writer_after_append
+):
+    writer_after_append.arm()
+    response = api("marketer").post(
+        "/v1/segments", json={"name": "Openers", "rule": "opened email"}
+    )
+    assert response.status_code == 503
+    assert response.json["title"] == "Stored, not applied yet"
+    assert "do not send it again" in response.json["detail"]
+    writer_after_append.release()
+    app.extensions["segments"].service.catch_up()  # as the scheduler, woken, does
+    assert api("auditor").get("/v1/segments/openers").json["rule"] == "opened email"
+    again = api("marketer").post("/v1/segments", json={"name": "Openers", "rule": "opened email"})
+    assert again.status_code == 409
