@@ -49,6 +49,16 @@ class Receipt:
     duplicate: bool
 
 
+@dataclass(frozen=True)
+class Unchanged:
+    """A guard on an append: since position `after` (what the caller's decision rests on), no
+    event of one of `types` was appended to a stream whose name starts with `prefix`."""
+
+    after: int
+    prefix: str
+    types: frozenset[str]
+
+
 class EventStoreError(Exception):
     """Base of the store's named errors."""
 
@@ -83,12 +93,14 @@ class EventStore(Protocol):
         self,
         events: Sequence[NewEvent],
         expected_versions: Mapping[str, int] | None = None,
+        unchanged: Unchanged | None = None,
     ) -> list[Receipt]:
         """Store all events or none; a repeated event_id is acknowledged with its old position.
 
         `expected_versions` maps a stream to the version it must be at before the append
-        (0 for a stream that must not exist yet), whether or not the batch writes to it; a
-        mismatch raises ConcurrencyError, unless every event of the batch is a repeat.
+        (0 for a stream that must not exist yet), whether or not the batch writes to it;
+        `unchanged` guards a whole kind of streams. A mismatch of either raises
+        ConcurrencyError, unless every event of the batch is a repeat.
         """
         ...
 

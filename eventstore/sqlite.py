@@ -21,6 +21,7 @@ from eventstore.interface import (
     NewEvent,
     Receipt,
     StoredEvent,
+    Unchanged,
 )
 from eventstore.sqlite_population import SQLitePopulationQueries
 
@@ -81,6 +82,16 @@ _SELECT_KNOWN_IDS = (
 _SELECT_VERSIONS = (
     "SELECT value, coalesce((SELECT max(version) FROM events WHERE stream = value), 0)"
     " FROM json_each(?)"
+)
+# The first stream of a kind to have changed since a position, and its version now (a scan
+# of the positions after it: a guard's position is recent).
+_SELECT_CHANGED = (
+    "SELECT stream, (SELECT max(version) FROM events AS e WHERE e.stream = events.stream)"
+    " FROM events WHERE position > ? AND substr(stream, 1, ?) = ?"
+    " AND type IN (SELECT value FROM json_each(?)) ORDER BY position LIMIT 1"
+)
+_SELECT_VERSION_AT = (
+    "SELECT coalesce(max(version), 0) FROM events WHERE stream = ? AND position <= ?"
 )
 _SELECT_HEAD = "SELECT position, recorded_at FROM events ORDER BY position DESC LIMIT 1"
 _SELECT_FLOOR = "SELECT instant FROM clock_floor WHERE id = 1"
@@ -196,6 +207,7 @@ class SQLiteEventStore:
         self,
         events: Sequence[NewEvent],
         expected_versions: Mapping[str, int] | None = None,
+        unchanged: Unchanged | None = None,
     ) -> list[Receipt]:
         """Store all events or none; repeats of an event_id are acknowledged, not stored."""
         encoded = [_encode(i, e.data) for i, e in enumerate(events)]
@@ -205,7 +217,7 @@ class SQLiteEventStore:
         expected = dict(expected_versions or {})
         try:
             with self._write() as conn:
-                return self._append(conn, events, encoded, expected)
+                return self._append(conn, events, encoded, expected, unchanged)
         except sqlite3.IntegrityError as exc:
             raise EventStoreError(f"the log refused the append: {exc}") from exc
         except UnicodeEncodeError as exc:
@@ -222,6 +234,7 @@ class SQLiteEventStore:
         events: Sequence[NewEvent],
         encoded: list[str],
         expected: dict[str, int],
+        unchanged: Unchanged | None,
     ) -> list[Receipt]:
         ids = list({e.event_id: None for e in events})
         known = {
@@ -243,6 +256,8 @@ class SQLiteEventStore:
         for stream, want in expected.items() if fresh else ():
             if versions.get(stream, 0) != want:
                 raise ConcurrencyError(stream, want, versions.get(stream, 0))
+        if unchanged is not None and fresh:
+            _check_unchanged(conn, unchanged)
 
         head = conn.execute(_SELECT_HEAD).fetchone()
         position, last_recorded = head if head else (0, 0)
@@ -364,3 +379,15 @@ class SQLiteEventStore:
     def checkpoint(self, projection: str) -> int:
         """The position a projection last recorded, 0 if none."""
         return read_checkpoint(self.connection(), projection)[0]
+
+
+def _check_unchanged(conn: sqlite3.Connection, guard: Unchanged) -> None:
+    """ConcurrencyError if an event the guard rules out was appended after its position."""
+    found = conn.execute(
+        _SELECT_CHANGED,
+        (guard.after, len(guard.prefix), guard.prefix, json.dumps(sorted(guard.types))),
+    ).fetchone()
+    if found is not None:
+        stream, actual = found
+        (then,) = conn.execute(_SELECT_VERSION_AT, (stream, guard.after)).fetchone()
+        raise ConcurrencyError(stream, then, actual)

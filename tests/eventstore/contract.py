@@ -36,6 +36,7 @@ from eventstore.interface import (
     NewEvent,
     Receipt,
     StoredEvent,
+    Unchanged,
 )
 
 APPENDER = Path(__file__).with_name("appender.py")
@@ -398,6 +399,52 @@ class EventStoreContract(ABC):
         with pytest.raises(ConcurrencyError):
             other.append([new("theirs", "segment:s")], {"segment:s": version})
         assert ids(other.read_stream("segment:s")) == ["a", "mine"]
+
+    def test_an_unchanged_guard_refuses_an_event_of_its_kind_appended_since(self, store):
+        """Segment definitions guard each other this way: a decision read from them all."""
+        store.append([new("a", "segment:a", "defined")])
+        seen = store.last_position()
+        store.append(
+            [new("x", "segment:x", "defined")],
+            unchanged=Unchanged(seen, "segment:", frozenset({"defined"})),
+        )
+        with pytest.raises(ConcurrencyError) as info:
+            store.append(
+                [new("b", "segment:b", "defined")],
+                unchanged=Unchanged(seen, "segment:", frozenset({"defined", "changed"})),
+            )
+        assert (info.value.stream, info.value.expected, info.value.actual) == ("segment:x", 0, 1)
+        assert ids(store.read()) == ["a", "x"]
+
+    def test_an_unchanged_guard_ignores_other_kinds_and_other_streams(self, store):
+        seen = store.append([new("a", "segment:a", "defined")])[0].position
+        store.append(
+            [
+                new("edit", "segment:a", "members_added"),
+                new("odd", "contact:1", "defined"),
+                new("other", "segmentation:a", "defined"),
+            ]
+        )
+        store.append(
+            [new("b", "segment:b", "defined")],
+            unchanged=Unchanged(seen, "segment:", frozenset({"defined"})),
+        )
+        assert ids(store.read_stream("segment:b")) == ["b"]
+
+    def test_a_retried_batch_is_acknowledged_whatever_its_guard(self, store):
+        guard = Unchanged(0, "segment:", frozenset({"defined"}))
+        first = store.append([new("a", "segment:a", "defined")], unchanged=guard)
+        retry = store.append([new("a", "segment:a", "defined")], unchanged=guard)
+        assert retry[0].position == first[0].position and retry[0].duplicate
+
+    def test_two_writers_guarded_from_the_same_position_one_wins(self, open_store):
+        store, other = open_store(), open_store()
+        store.append([new("a", "segment:a", "defined")])
+        guard = Unchanged(other.last_position(), "segment:", frozenset({"defined"}))
+        store.append([new("mine", "segment:b", "defined")], unchanged=guard)
+        with pytest.raises(ConcurrencyError):
+            other.append([new("theirs", "segment:c", "defined")], unchanged=guard)
+        assert ids(other.read()) == ["a", "mine"]
 
     def test_one_wrong_stream_of_several_stores_nothing(self, store):
         store.append([new("a", "s:a"), new("b", "s:b")])
