@@ -143,9 +143,12 @@ class Registry:
             self.segments[segment_id] = segment
         elif event.type == SEGMENT_RULE_CHANGED:
             segment = self.segments[segment_id]
-            segment.versions.append(
-                rule_version(data, segment.version + 1, event.recorded_at, event.position)
-            )
+            version = rule_version(data, segment.version + 1, event.recorded_at, event.position)
+            if self._closes_a_cycle(segment_id, version):
+                # Two changes that crossed (before the service decided them one at a time) can
+                # have put a cycle in the log: the later one never takes effect.
+                return segment
+            segment.versions.append(version)
         elif event.type == SEGMENT_ARCHIVED:
             segment = self.segments[segment_id]
             segment.archived_at = event.recorded_at
@@ -154,6 +157,15 @@ class Registry:
             raise ValueError(f"not a definition event: {event.type}")
         self._order = None
         return segment
+
+    def _closes_a_cycle(self, segment_id: str, version: RuleVersion) -> bool:
+        graph = {s.id: s.references() for s in self.segments.values()}
+        graph[segment_id] = frozenset(version.references.values())
+        try:
+            dependency_order(graph)
+        except CycleError:
+            return True
+        return False
 
     def copy(self) -> Registry:
         """A copy that definitions applied later leave as it is."""

@@ -7,7 +7,7 @@ import contextlib
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,12 +24,14 @@ from engine.evaluate import Explanation
 from engine.history import History
 from engine.projector import CONTACT_STREAM, Projector, to_event
 from engine.segments import (
+    DEFINITION_TYPES,
     DYNAMIC,
     MEMBERS_ADDED,
     MEMBERS_REMOVED,
     SEGMENT_ARCHIVED,
     SEGMENT_DEFINED,
     SEGMENT_RULE_CHANGED,
+    SEGMENT_STREAM,
     STATIC,
     CycleError,
     Registry,
@@ -47,6 +49,7 @@ from eventstore.interface import (
     Receipt,
     StoreBusy,
     StoredEvent,
+    Unchanged,
 )
 from eventstore.projection import ProjectionStore, TransitionRecord
 from grammar import RuleError, format_rule, parse, to_json
@@ -239,77 +242,84 @@ class Service:
             )
         if kind not in (DYNAMIC, STATIC):
             raise InvalidInput('kind is "dynamic" or "static"', field="kind")
-        if self.registry.get(segment_id) is not None:
-            raise Conflict(f'a segment with the id "{segment_id}" exists already', id=segment_id)
-        data: dict[str, Any] = {"name": name, "kind": kind, "description": description}
-        expected = {segment_stream(segment_id): 0}
-        if kind == DYNAMIC:
-            if rule is None:
-                raise InvalidInput("a dynamic segment needs a rule", field="rule")
-            checked = self.check_rule(rule, segment_id)
-            data |= _rule_data(checked)
-            expected |= self._referenced_versions(checked)
-        elif rule is not None:
+        if kind == DYNAMIC and rule is None:
+            raise InvalidInput("a dynamic segment needs a rule", field="rule")
+        if kind == STATIC and rule is not None:
             raise InvalidInput("a static list has no rule", field="rule")
-        self._append_definition(segment_id, SEGMENT_DEFINED, data, expected)
-        return self.segment(segment_id)
+        with self._defining() as seen:
+            if self.registry.get(segment_id) is not None:
+                raise Conflict(
+                    f'a segment with the id "{segment_id}" exists already', id=segment_id
+                )
+            data: dict[str, Any] = {"name": name, "kind": kind, "description": description}
+            if rule is not None:
+                data |= _rule_data(self.check_rule(rule, segment_id))
+            self._append_definition(segment_id, SEGMENT_DEFINED, data, seen)
+            return self.segment(segment_id)
 
     def change_rule(self, segment_id: str, rule: str, if_match: int | None = None) -> Segment:
         """A new version of a dynamic segment's rule; `if_match` guards against lost updates."""
-        segment = self._live(segment_id)
-        if segment.kind != DYNAMIC:
-            raise Conflict("a static list has no rule to change", id=segment_id)
-        if if_match is not None and if_match != segment.version:
-            raise VersionMismatch(if_match, segment.version)
-        checked = self.check_rule(rule, segment_id)
-        current = segment.current
-        if current is not None and (checked.text, checked.references) == (
-            current.text,
-            dict(current.references),
-        ):
-            return segment  # the rule it has (written alike or not): nothing to version
-        expected = {segment_stream(segment_id): self.log.stream_version(segment_stream(segment_id))}
-        if if_match is not None:
-            # A dynamic segment's stream holds one event per rule version.
-            expected[segment_stream(segment_id)] = if_match
-        expected |= self._referenced_versions(checked)
-        self._append_definition(segment_id, SEGMENT_RULE_CHANGED, _rule_data(checked), expected)
-        return self.segment(segment_id)
+        with self._defining() as seen:
+            segment = self._live(segment_id)
+            if segment.kind != DYNAMIC:
+                raise Conflict("a static list has no rule to change", id=segment_id)
+            if if_match is not None and if_match != segment.version:
+                raise VersionMismatch(if_match, segment.version)
+            checked = self.check_rule(rule, segment_id)
+            current = segment.current
+            if current is not None and (checked.text, checked.references) == (
+                current.text,
+                dict(current.references),
+            ):
+                return segment  # the rule it has (written alike or not): nothing to version
+            try:
+                self._append_definition(segment_id, SEGMENT_RULE_CHANGED, _rule_data(checked), seen)
+            except Conflict:
+                # Another process changed the segments meanwhile: if this one, the ETag is out
+                # of date (412), as it would have been found had the change come first.
+                self.catch_up()
+                now = self.segment(segment_id).version
+                if if_match is not None and now != if_match:
+                    raise VersionMismatch(if_match, now) from None
+                raise
+            return self.segment(segment_id)
 
     def archive(self, segment_id: str) -> Segment:
         """Archive a segment: its members leave; the log keeps everything."""
-        self._live(segment_id)
-        users = [s.name for s in self.registry.live() if segment_id in s.references()]
-        if users:
-            raise Conflict(
-                f"the segment is used by {', '.join(users)}; change their rules first",
-                id=segment_id,
-            )
-        stream = segment_stream(segment_id)
-        self._append_definition(
-            segment_id, SEGMENT_ARCHIVED, {}, {stream: self.log.stream_version(stream)}
-        )
-        return self.segment(segment_id)
+        with self._defining() as seen:
+            self._live(segment_id)
+            users = [s.name for s in self.registry.live() if segment_id in s.references()]
+            if users:
+                raise Conflict(
+                    f"the segment is used by {', '.join(users)}; change their rules first",
+                    id=segment_id,
+                )
+            self._append_definition(segment_id, SEGMENT_ARCHIVED, {}, seen)
+            return self.segment(segment_id)
 
     def edit_static(
         self, segment_id: str, add: Sequence[str] = (), remove: Sequence[str] = ()
     ) -> Segment:
         """Add contacts to, or remove them from, a static list (one atomic append)."""
-        segment = self._live(segment_id)
-        if segment.kind != STATIC:
-            raise Conflict("members of a dynamic segment follow its rule", id=segment_id)
-        stream = segment_stream(segment_id)
-        events = []
-        if add:
-            events.append(NewEvent(self.new_id(), stream, MEMBERS_ADDED, {"contacts": list(add)}))
-        if remove:
-            events.append(
-                NewEvent(self.new_id(), stream, MEMBERS_REMOVED, {"contacts": list(remove)})
-            )
-        if events:
-            self.log.append(events)
-            self._apply_appended()
-        return self.segment(segment_id)
+        # Under the lock, so that the answer is the list as it now is, not a reader's copy.
+        with self._lock:
+            segment = self._live(segment_id)
+            if segment.kind != STATIC:
+                raise Conflict("members of a dynamic segment follow its rule", id=segment_id)
+            stream = segment_stream(segment_id)
+            events = []
+            if add:
+                events.append(
+                    NewEvent(self.new_id(), stream, MEMBERS_ADDED, {"contacts": list(add)})
+                )
+            if remove:
+                events.append(
+                    NewEvent(self.new_id(), stream, MEMBERS_REMOVED, {"contacts": list(remove)})
+                )
+            if events:
+                self.log.append(events)
+                self._apply_appended()
+            return self.segment(segment_id)
 
     def segments(self, include_archived: bool = False) -> list[Segment]:
         """Every segment, by id."""
@@ -331,22 +341,30 @@ class Service:
             raise Conflict(f'the segment "{segment_id}" is archived', id=segment_id)
         return segment
 
-    def _referenced_versions(self, checked: CheckedRule) -> dict[str, int]:
-        """Referenced segments must not change while this definition is appended (cycles)."""
-        return {
-            segment_stream(i): self.log.stream_version(segment_stream(i))
-            for i in set(checked.references.values())
-        }
+    @contextlib.contextmanager
+    def _defining(self) -> Iterator[Unchanged]:
+        """A change of definitions, decided on every definition in the log: under the lock
+        (one thread of this process at a time), with the registry brought up to the log, and
+        the guard that refuses the append if another process defined anything since. Checks
+        such as "no cycle" and "no live segment refers to it" read all the definitions, so
+        guarding the streams written or referred to would not do: two changes, each fine
+        alone, could make a cycle together."""
+        with self._lock:
+            self.catch_up()
+            # The registry holds at least every definition up to here (read before it).
+            seen = self.projection.checkpoint()[0]
+            self._copy_registry()
+            yield Unchanged(seen, SEGMENT_STREAM, DEFINITION_TYPES)
 
     def _append_definition(
-        self, segment_id: str, event_type: str, data: dict, expected: dict[str, int]
+        self, segment_id: str, event_type: str, data: dict, seen: Unchanged
     ) -> None:
         event = NewEvent(self.new_id(), segment_stream(segment_id), event_type, data)
         try:
-            self.log.append([event], expected_versions=expected)
+            self.log.append([event], unchanged=seen)
         except ConcurrencyError as exc:
             raise Conflict(
-                "the segment or one it refers to changed meanwhile; read it again and retry",
+                "the segments changed meanwhile (another process); read them again and retry",
                 stream=exc.stream,
             ) from exc
         self._apply_appended()

@@ -1,13 +1,20 @@
 """Segment definitions as the service hands them out: copies, which readers get without waiting
-for a catch-up running in another thread."""
+for a catch-up running in another thread; and as it changes them: each change decided on all
+of them as the log has them, whatever other threads and processes do at the same time."""
 
 from __future__ import annotations
 
 import threading
 
+import pytest
+
+from engine.errors import Conflict, InvalidRule, VersionMismatch
+from engine.replay import verify
 from engine.service import ContactEvent, Service
+from eventstore.interface import NewEvent
 from eventstore.sqlite import SQLiteEventStore
 from eventstore.sqlite_projection import SQLiteProjectionStore
+from grammar import parse, to_json
 from tests.clock import START, Clock
 
 
@@ -70,3 +77,104 @@ def test_a_registry_handed_out_stays_as_it_was(tmp_path):
     after = service.registry
     assert after.get("openers").version == 2 and after.get("buyers") is not None
     assert service.registry is after  # copied again only when definitions change
+
+
+def test_two_rule_changes_at_once_never_make_a_cycle(tmp_path):
+    """Each change alone is fine; together they would make openers and clickers refer to each
+    other. Whichever comes second must see the first and be refused."""
+    clock = Clock(START)
+    service = a_service(tmp_path, clock)
+    outcomes = []
+    for trial in range(20):
+        a, b = f"a{trial}", f"b{trial}"
+        service.define_segment(a, "opened email")
+        service.define_segment(b, "clicked email")
+        start = threading.Barrier(2)
+        results: dict[str, str] = {}
+
+        def change(segment: str, other: str, start=start, results=results) -> None:
+            start.wait()
+            try:
+                service.change_rule(segment, f'in segment "{other}"')
+                results[segment] = "changed"
+            except InvalidRule as exc:
+                assert "cycle" in exc.problems[0].message
+                results[segment] = "refused"
+
+        threads = [
+            threading.Thread(target=change, args=(a, b)),
+            threading.Thread(target=change, args=(b, a)),
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+        outcomes.append(sorted(results.values()))
+    assert outcomes == [["changed", "refused"]] * 20
+    service.ingest([ContactEvent("c1", "email_opened")])  # the service still works
+
+
+def _first(service: Service, meanwhile) -> None:
+    """Make another process's definition land between this service's decision and its append
+    (a test seam around the real store's append)."""
+    append = service.log.append
+
+    def append_after_the_other(*args, **kwargs):
+        service.log.append = append  # once
+        meanwhile()
+        return append(*args, **kwargs)
+
+    service.log.append = append_after_the_other
+
+
+def test_a_definition_decided_before_another_process_defined_something_is_refused(tmp_path):
+    clock = Clock(START)
+    one, two = a_service(tmp_path, clock), a_service(tmp_path, clock)
+    one.define_segment("A", "opened email")
+    one.define_segment("B", "clicked email")
+    _first(two, lambda: one.change_rule("a", 'in segment "b"'))
+    with pytest.raises(Conflict, match="changed meanwhile"):
+        two.change_rule("b", 'in segment "a"')  # decided when A read no segment
+    assert [s.current.text for s in one.segments()] == ['in segment "b"', "clicked email"]
+    two.ingest([ContactEvent("c1", "email_clicked")])  # both still work
+    one.ingest([ContactEvent("c1", "email_opened")])
+
+    # An archive decided while nothing referred to the segment, and a reference to it made
+    # meanwhile: one of them must be refused.
+    one.define_segment("C", "opened email")
+    _first(two, lambda: one.define_segment("D", 'in segment "c"'))
+    with pytest.raises(Conflict):
+        two.archive("c")
+    assert one.segment("c").archived_at is None
+
+
+def test_a_change_refused_for_another_process_s_change_of_the_same_segment_is_a_412(tmp_path):
+    clock = Clock(START)
+    one, two = a_service(tmp_path, clock), a_service(tmp_path, clock)
+    one.define_segment("A", "opened email")
+    two.catch_up()
+    _first(two, lambda: one.change_rule("a", "clicked email", if_match=1))
+    with pytest.raises(VersionMismatch) as info:
+        two.change_rule("a", "purchased", if_match=1)
+    assert (info.value.expected, info.value.actual) == (1, 2)
+
+
+def test_a_cycle_an_older_version_let_into_the_log_leaves_the_later_change_without_effect(
+    tmp_path,
+):
+    clock = Clock(START)
+    service = a_service(tmp_path, clock)
+    service.define_segment("A", "opened email")
+    service.define_segment("B", "clicked email")
+    # Two crossed changes, each fine alone, as versions before 2026-11-24 could append them.
+    for segment, other in (("a", "b"), ("b", "a")):
+        rule = f'in segment "{other}"'
+        data = {"rule": rule, "ast": to_json(parse(rule)), "references": {other: other}}
+        change = NewEvent(f"x-{segment}", f"segment:{segment}", "segment_rule_changed", data)
+        service.log.append([change])
+    clock.now += 1000
+    service.ingest([ContactEvent("c1", "email_clicked")])
+    assert [m.contact_id for m in service.members("a")[0]] == ["c1"]
+    assert service.segment("b").current.text == "clicked email"  # its change never took
+    scratch = SQLiteProjectionStore(tmp_path / "scratch.db")
+    assert verify(service.log, service.projection, scratch).ok
