@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -151,7 +152,12 @@ def json_body(schema: Schema) -> Any:
     try:
         # Strictly: json.loads would take UTF-16 and UTF-32 too, and encoded surrogates.
         repeated: list[tuple[dict, str]] = []
-        data = json.loads(raw.decode("utf-8"), object_pairs_hook=_noting_repeats(repeated))
+        data = json.loads(
+            raw.decode("utf-8"),
+            object_pairs_hook=_noting_repeats(repeated),
+            parse_constant=_not_json,
+            parse_float=_finite,
+        )
     except UnicodeDecodeError as exc:
         raise Problem(400, "Malformed JSON", "the body is not UTF-8") from exc
     except json.JSONDecodeError as exc:
@@ -190,6 +196,19 @@ def json_body(schema: Schema) -> Any:
 
 
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _not_json(name: str) -> Any:
+    """json.loads takes NaN and Infinity, which JSON has not (RFC 8259)."""
+    raise ValueError(f"{name} is not a JSON value: numbers in JSON are finite")
+
+
+def _finite(text: str) -> float:
+    """A JSON number; one too large for a double (1e400) would be read as infinity."""
+    number = float(text)
+    if math.isinf(number):
+        raise ValueError(f"the number {text[:40]} is too large: numbers are doubles")
+    return number
 
 
 def _noting_repeats(found: list[tuple[dict, str]]) -> Callable[[list], dict]:

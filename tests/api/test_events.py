@@ -114,6 +114,17 @@ def test_malformed_json_says_where(api):
     assert "line 2" in response.json["detail"]
 
 
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e400", "-2.5E+999"])
+def test_a_number_json_has_not_is_malformed_json(api, number):
+    body = '{"contact_id": "c", "type": "purchased", "properties": {"amount": NUMBER}}'
+    body = body.replace("NUMBER", number)
+    response = api("producer").post("/v1/events", data=body, content_type="application/json")
+    assert response.status_code == 400
+    assert response.json["title"] == "Malformed JSON"
+    assert number.lstrip("-") in response.json["detail"]
+    assert log_size(api) == 0
+
+
 def test_a_body_that_is_not_json_is_415(api):
     response = api("producer").post("/v1/events", data="contact_id=c", content_type="text/plain")
     assert response.status_code == 415
