@@ -18,8 +18,9 @@ from api.web import (
     services,
     whole_number,
 )
-from engine.errors import NotYetApplied
+from engine.errors import InvalidEvents, NotYetApplied
 from engine.service import ContactEvent
+from eventstore.interface import EventIdReused, InvalidEventError
 
 bp = Blueprint("events", __name__)
 
@@ -36,7 +37,7 @@ bp = Blueprint("events", __name__)
         202: "stored; another writer held the database, so membership is brought up to"
         " date shortly after, not yet: do not send the events again",
     },
-    errors=(400, 413, 415, 422),
+    errors=(400, 409, 413, 415, 422),
 )
 def post_events() -> Response:
     body = raw_json_body()
@@ -58,6 +59,8 @@ def post_events() -> Response:
         receipts = services().service.ingest([ContactEvent(**e) for e in loaded])
         status = 200 if all(r.duplicate for r in receipts) else 201
         schedule_next()
+    except (InvalidEvents, InvalidEventError, EventIdReused) as exc:
+        raise _refused(exc, single) from exc
     except NotYetApplied as exc:
         # Stored, so not to be sent again (events without ids would be stored twice); the
         # scheduler brings membership up to date as soon as the database is free.
@@ -66,6 +69,26 @@ def post_events() -> Response:
     if single:
         return dump(s.ReceiptOut(), receipts[0], status)
     return dump(s.ReceiptsOut(), {"events": receipts}, status)
+
+
+def _refused(exc: InvalidEvents | InvalidEventError | EventIdReused, single: bool) -> Problem:
+    """The problem that names each event of the request that cannot be stored, and where."""
+
+    def where(index: int, field: str) -> str:
+        return field if single else f"events.{index}.{field}"
+
+    if isinstance(exc, EventIdReused):
+        why = "names another event already: a new event needs a new id, a retry the same content"
+        field = where(exc.index, "event_id")
+        return Problem(409, "Event id reused", f"{field} {why}", [{"field": field, "message": why}])
+    if isinstance(exc, InvalidEventError):
+        # What the schema lets through and the log cannot hold is in the properties.
+        items = [(exc.index, "properties", exc.message)]
+    else:
+        items = exc.items
+    errors = [{"field": where(i, field), "message": why} for i, field, why in items]
+    detail = "; ".join(f"{e['field']} {e['message']}" for e in errors)
+    return Problem(422, "Invalid input", detail, errors)
 
 
 @bp.get("/v1/events")

@@ -19,7 +19,7 @@ from engine.errors import (
     NotYetApplied,
     VersionMismatch,
 )
-from eventstore.interface import ConcurrencyError, InvalidEventError, StoreBusy
+from eventstore.interface import ConcurrencyError, StoreBusy
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger(__name__)
@@ -114,8 +114,6 @@ def engine_problem(exc: EngineError) -> Problem:
         return Problem(409, "Conflict", exc.message)
     if isinstance(exc, InvalidInput):
         field = exc.field or "(body)"
-        if exc.index is not None:
-            field = f"events.{exc.index}.{field}"
         return Problem(
             422, "Invalid input", exc.message, [{"field": field, "message": exc.message}]
         )
@@ -143,17 +141,6 @@ def register(app: Flask) -> None:
     @app.errorhandler(EngineError)
     def _engine(exc: EngineError) -> Response:
         return problem_response(engine_problem(exc))
-
-    @app.errorhandler(InvalidEventError)
-    def _invalid_event(exc: InvalidEventError) -> Response:
-        return problem_response(
-            Problem(
-                422,
-                "Invalid event",
-                exc.message,
-                [{"field": f"events.{exc.index}", "message": exc.message}],
-            )
-        )
 
     @app.errorhandler(StoreBusy)
     def _busy(exc: StoreBusy) -> Response:

@@ -44,12 +44,20 @@ class InvalidRule(EngineError):
 
 
 class InvalidInput(EngineError):
-    """Input that the engine refuses (a time too far in the future, a bad id)."""
+    """Input that the engine refuses (a bad name, a rule where none belongs)."""
 
-    def __init__(self, message: str, field: str | None = None, index: int | None = None) -> None:
-        super().__init__(message, field=field, index=index)
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message, field=field)
         self.field = field
-        self.index = index
+
+
+class InvalidEvents(EngineError):
+    """Events of a batch that the engine refuses: (index, field, why) for each."""
+
+    def __init__(self, items: Sequence[tuple[int, str, str]]) -> None:
+        count = len(items)
+        super().__init__(f"{count} event{'s' if count != 1 else ''} of the batch cannot be stored")
+        self.items = list(items)
 
 
 class NotYetApplied(EngineError):

@@ -14,6 +14,7 @@ from typing import Any
 from engine.asof import AsOfSegments, AsOfSets
 from engine.errors import (
     Conflict,
+    InvalidEvents,
     InvalidInput,
     InvalidRule,
     NotFound,
@@ -171,15 +172,16 @@ class Service:
     def ingest(self, events: Sequence[ContactEvent]) -> list[Receipt]:
         """Store a batch of contact events (all or none), then bring membership up to date."""
         now = self.clock()
+        ahead = f"lies too far in the future (more than {self.max_future_ms // 3_600_000} hours)"
+        refused = [
+            (index, "occurred_at", ahead)
+            for index, e in enumerate(events)
+            if e.occurred_at is not None and e.occurred_at > now + self.max_future_ms
+        ]
+        if refused:
+            raise InvalidEvents(refused)
         new = []
-        for index, e in enumerate(events):
-            if e.occurred_at is not None and e.occurred_at > now + self.max_future_ms:
-                raise InvalidInput(
-                    "occurred_at lies too far in the future "
-                    f"(more than {self.max_future_ms // 3_600_000} hours ahead)",
-                    field="occurred_at",
-                    index=index,
-                )
+        for e in events:
             new.append(
                 NewEvent(
                     e.event_id or self.new_id(),

@@ -77,6 +77,18 @@ class StoreBusy(EventStoreError):
     """Another writer held the database longer than the wait allowed; nothing was written."""
 
 
+class EventIdReused(EventStoreError):
+    """An event_id that names another event already (other stream, type, data or time), or
+    twice in one batch with different content; nothing was stored."""
+
+    def __init__(self, index: int, event_id: str, position: int | None) -> None:
+        where = f"the event at position {position}" if position else "an earlier event of the batch"
+        super().__init__(f"event {index}: event_id {event_id!r} already names {where}")
+        self.index = index
+        self.event_id = event_id
+        self.position = position
+
+
 class InvalidEventError(EventStoreError):
     """An event cannot be stored as given (for example, data that is not JSON)."""
 

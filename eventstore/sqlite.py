@@ -16,6 +16,7 @@ from eventstore.checkpoints import SQLiteTransaction, create_checkpoint_table, r
 from eventstore.connections import Connections
 from eventstore.interface import (
     ConcurrencyError,
+    EventIdReused,
     EventStoreError,
     InvalidEventError,
     NewEvent,
@@ -74,7 +75,7 @@ _SELECT_STREAM = (
     f"SELECT {_COLUMNS} FROM events WHERE stream = ? AND version > ? ORDER BY version LIMIT ?"
 )
 _SELECT_KNOWN_IDS = (
-    "SELECT event_id, position, recorded_at FROM events"
+    "SELECT event_id, position, recorded_at, stream, type, data FROM events"
     " WHERE event_id IN (SELECT value FROM json_each(?))"
 )
 # One max() per stream, so that each is a single index seek; a GROUP BY over all streams
@@ -237,15 +238,23 @@ class SQLiteEventStore:
         unchanged: Unchanged | None,
     ) -> list[Receipt]:
         ids = list({e.event_id: None for e in events})
-        known = {
-            event_id: (position, recorded_at)
-            for event_id, position, recorded_at in conn.execute(
-                _SELECT_KNOWN_IDS, (json.dumps(ids),)
-            )
-        }
+        known: dict[str, tuple[int, int]] = {}
+        stored: dict[str, tuple[str, str, str]] = {}
+        for event_id, position, recorded_at, stream, kind, data in conn.execute(
+            _SELECT_KNOWN_IDS, (json.dumps(ids),)
+        ):
+            known[event_id] = (position, recorded_at)
+            stored[event_id] = (stream, kind, data)
         fresh: dict[str, int] = {}
         for i, e in enumerate(events):
-            if e.event_id not in known and e.event_id not in fresh:
+            if e.event_id in known:
+                if not _same_event(e, encoded[i], *stored[e.event_id]):
+                    raise EventIdReused(i, e.event_id, known[e.event_id][0])
+            elif e.event_id in fresh:
+                j = fresh[e.event_id]
+                if not _same_event(e, encoded[i], events[j].stream, events[j].type, encoded[j]):
+                    raise EventIdReused(i, e.event_id, None)
+            else:
                 fresh[e.event_id] = i
         streams = {events[i].stream for i in fresh.values()}
         wanted = json.dumps(list(streams | set(expected)))
@@ -391,3 +400,13 @@ def _check_unchanged(conn: sqlite3.Connection, guard: Unchanged) -> None:
         stream, actual = found
         (then,) = conn.execute(_SELECT_VERSION_AT, (stream, guard.after)).fetchone()
         raise ConcurrencyError(stream, then, actual)
+
+
+def _same_event(event: NewEvent, encoded: str, stream: str, kind: str, data: str) -> bool:
+    """Whether an event repeats one stored (or given) before: a retry, not another event that
+    reuses its id. Its time is left out: a producer may stamp a retry anew."""
+    return (
+        event.stream == stream
+        and event.type == kind
+        and (encoded == data or json.loads(encoded) == json.loads(data))
+    )

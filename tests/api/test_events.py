@@ -100,8 +100,43 @@ def test_an_event_too_far_in_the_future_is_refused(api, clock):
         "/v1/events", json={"contact_id": "c", "type": "x", "occurred_at": later}
     )
     assert response.status_code == 422
-    assert response.json["errors"][0]["field"] == "events.0.occurred_at"
+    assert response.json["errors"][0]["field"] == "occurred_at"  # a single event: its field
+    assert "too far in the future" in response.json["detail"]
     assert log_size(api) == 0
+
+
+def test_a_batch_names_every_event_too_far_in_the_future(api, clock):
+    from api.schemas import format_instant
+
+    later = format_instant(clock() + 2 * 86_400_000)
+    events = [
+        {"contact_id": "c", "type": "x", "occurred_at": later},
+        {"contact_id": "c", "type": "x"},
+        {"contact_id": "d", "type": "x", "occurred_at": later},
+    ]
+    response = api("producer").post("/v1/events", json={"events": events})
+    assert response.status_code == 422
+    fields = [e["field"] for e in response.json["errors"]]
+    assert fields == ["events.0.occurred_at", "events.2.occurred_at"]
+    assert log_size(api) == 0
+
+
+def test_an_event_id_reused_for_another_event_is_a_409_that_stores_nothing(api):
+    first = {"event_id": "e-1", "contact_id": "c-1", "type": "email_opened"}
+    assert api("producer").post("/v1/events", json=first).status_code == 201
+    retry = {**first, "occurred_at": "2026-11-18T00:00:00Z"}  # stamped anew: the same event
+    assert api("producer").post("/v1/events", json=retry).status_code == 200
+    other = {"event_id": "e-1", "contact_id": "c-2", "type": "email_opened"}
+    single = api("producer").post("/v1/events", json=other)
+    assert single.status_code == 409
+    assert single.json["errors"][0]["field"] == "event_id"
+    batch = api("producer").post(
+        "/v1/events", json={"events": [{**other, "event_id": "e-2"}, other]}
+    )
+    assert batch.status_code == 409
+    assert batch.json["errors"][0]["field"] == "events.1.event_id"
+    assert "names another event" in batch.json["detail"]
+    assert log_size(api) == 1
 
 
 def test_malformed_json_says_where(api):

@@ -44,7 +44,9 @@ def batch_of(name: str, index: int, rng: random.Random, max_size: int, shared_ev
     for j in range(size):
         event_id = f"{name}-{index}-{j}"
         if shared_every and j == 0 and index % shared_every == 0:
-            event_id = f"shared-{index}"
+            # The same event from every writer (an id names one event: the same content).
+            events.append(NewEvent(f"shared-{index}", "contact:shared-0", "page_viewed"))
+            continue
         events.append(
             NewEvent(
                 event_id=event_id,

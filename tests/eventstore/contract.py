@@ -31,6 +31,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_stat
 
 from eventstore.interface import (
     ConcurrencyError,
+    EventIdReused,
     EventStore,
     InvalidEventError,
     NewEvent,
@@ -264,14 +265,41 @@ class EventStoreContract(ABC):
     # ---- idempotency ----
 
     def test_a_repeated_event_id_is_acknowledged_with_its_position(self, store, clock):
-        store.append([new("a", data={"v": 1}), new("b")])
+        store.append([new("a", data={"v": 1, "w": [1, 2]}), new("b", occurred_at=START - 5)])
         clock.now += MINUTE
-        receipts = store.append([new("b", "contact:9", "other", {"v": 2})])
-        assert receipts == [Receipt("b", 2, START, duplicate=True)]
-        assert store.last_position() == 2
+        # The same events again, their data written otherwise, one stamped anew by its sender.
+        receipts = store.append(
+            [new("b", occurred_at=START + MINUTE), new("a", data={"w": [1.0, 2], "v": 1})]
+        )
+        assert receipts == [
+            Receipt("b", 2, START, duplicate=True),
+            Receipt("a", 1, START, duplicate=True),
+        ]
         assert ids(store.read()) == ["a", "b"]
-        assert list(store.read())[1].data == {}
-        assert store.stream_version("contact:9") == 0
+        assert list(store.read())[1].occurred_at == START - 5
+
+    @pytest.mark.parametrize(
+        "other",
+        [
+            new("b", "contact:9"),
+            new("b", kind="other"),
+            new("b", data={"v": 2}),
+            new("b", "segment:s", data={"v": 1}),
+        ],
+        ids=["stream", "type", "data", "stream-of-a-segment"],
+    )
+    def test_an_event_id_reused_for_another_event_stores_nothing(self, store, other):
+        store.append([new("a"), new("b", data={"v": 1})])
+        with pytest.raises(EventIdReused) as info:
+            store.append([new("c"), other])
+        assert (info.value.index, info.value.event_id, info.value.position) == (1, "b", 2)
+        assert ids(store.read()) == ["a", "b"]
+
+    def test_an_event_id_given_twice_in_a_batch_for_two_events_stores_nothing(self, store):
+        with pytest.raises(EventIdReused) as info:
+            store.append([new("a"), new("b"), new("a", kind="other")])
+        assert (info.value.index, info.value.position) == (2, None)
+        assert store.last_position() == 0
 
     def test_a_repeat_within_one_batch_is_stored_once(self, store):
         receipts = store.append([new("a"), new("b"), new("a"), new("a")])
@@ -707,7 +735,7 @@ class EventStoreContract(ABC):
         assert all(a.recorded_at <= b.recorded_at for a, b in itertools.pairwise(stored))
 
         # They really raced: the log alternates between writers many times.
-        owners = [e.data["writer"] for e in stored]
+        owners = [e.data["writer"] for e in stored if "writer" in e.data]  # shared: no one's
         switches = sum(a != b for a, b in itertools.pairwise(owners))
         assert switches > 50, f"only {switches} switches between writers"
 
@@ -859,8 +887,19 @@ class StoreMachine(RuleBasedStateMachine):
                 expected[stream] = self.versions[stream] + data.draw(st.sampled_from([-1, 1, 3]))
         fresh: dict[str, int] = {}
         for i, e in enumerate(batch):
-            if e.event_id not in self.positions and e.event_id not in fresh:
+            if e.event_id in self.positions:
+                before = self.log[self.positions[e.event_id] - 1]
+            elif e.event_id in fresh:
+                before = batch[fresh[e.event_id]]  # type: ignore[assignment]
+            else:
                 fresh[e.event_id] = i
+                continue
+            if (before.stream, before.type, before.data) != (e.stream, e.type, e.data):
+                # An id that names another event already: nothing is stored.
+                with pytest.raises(EventIdReused) as reused:
+                    self.store.append(batch, expected)
+                assert (reused.value.index, reused.value.event_id) == (i, e.event_id)
+                return
         # A batch whose events are all stored already is a retry: acknowledged, not refused;
         # otherwise every stream named in expected versions is checked.
         wrong = {s: want for s, want in expected.items() if fresh and self.versions[s] != want}
