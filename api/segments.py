@@ -177,17 +177,24 @@ def put_segment(segment_id: str) -> Response:
     return dump(s.SegmentOut(), segment_json(segment), headers=_etag(segment))
 
 
-def _if_match() -> int | None:
+def _if_match(required: bool = True) -> int | None:
+    """The version If-Match names (None: any, or, if not required, no header)."""
     header = request.headers.get("If-Match")
     if header is None:
+        if not required:
+            return None
         raise Problem(
             428,
             "Precondition required",
             'send If-Match with the ETag of the version you read (for example If-Match: "1")',
         )
-    if header.strip() == "*":
+    text = header.strip()
+    if text == "*":
         return None
-    version = whole_number(header.strip().removeprefix("W/").strip('"'))
+    if text.startswith("W/"):
+        # If-Match compares strongly (RFC 9110, 13.1.1): a weak ETag matches nothing.
+        raise Problem(412, "The segment has changed", "a weak ETag never matches If-Match")
+    version = whole_number(text.removeprefix('"').removesuffix('"'))
     if version is None:
         raise Problem(400, "Invalid If-Match", 'If-Match is an ETag such as "3"')
     return version
@@ -195,13 +202,14 @@ def _if_match() -> int | None:
 
 @bp.delete("/v1/segments/<segment_id>")
 @operation(
-    "Archive a segment: its members leave; the log keeps everything",
+    "Archive a segment: its members leave; the log keeps everything (If-Match: only if the"
+    " segment is at that version)",
     "manage",
     response=s.SegmentOut,
-    errors=(404, 409),
+    errors=(404, 409, 412),
 )
 def archive_segment(segment_id: str) -> Response:
-    segment = services().service.archive(segment_id)
+    segment = services().service.archive(segment_id, _if_match(required=False))
     schedule_next()
     return dump(s.SegmentOut(), segment_json(segment))
 

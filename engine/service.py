@@ -286,10 +286,12 @@ class Service:
                 raise
             return self.segment(segment_id)
 
-    def archive(self, segment_id: str) -> Segment:
+    def archive(self, segment_id: str, if_match: int | None = None) -> Segment:
         """Archive a segment: its members leave; the log keeps everything."""
         with self._defining() as seen:
-            self._live(segment_id)
+            segment = self._live(segment_id)
+            if if_match is not None and if_match != segment.version:
+                raise VersionMismatch(if_match, segment.version)
             users = [s.name for s in self.registry.live() if segment_id in s.references()]
             if users:
                 raise Conflict(

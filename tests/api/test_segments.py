@@ -167,6 +167,22 @@ def test_archiving_removes_members_and_refuses_segments_in_use(api):
     assert len(api("auditor").get("/v1/segments?archived=true").json["segments"]) == 2
 
 
+def test_archiving_with_if_match_needs_the_current_version(api):
+    define(api, "Buyers", "purchased")
+    api("marketer").put(
+        "/v1/segments/buyers", json={"rule": "clicked email"}, headers={"If-Match": '"1"'}
+    )
+    for stale in ('"1"', 'W/"2"'):
+        refused = api("marketer").delete("/v1/segments/buyers", headers={"If-Match": stale})
+        assert refused.status_code == 412
+    assert (
+        api("marketer").delete("/v1/segments/buyers", headers={"If-Match": "x"}).status_code == 400
+    )
+    assert api("auditor").get("/v1/segments/buyers").json["archived_at"] is None
+    archived = api("marketer").delete("/v1/segments/buyers", headers={"If-Match": '"2"'})
+    assert archived.status_code == 200
+
+
 def test_static_lists_follow_their_edits(api):
     define(api, "VIP", kind="static")
     edit = api("marketer").post("/v1/segments/vip/members", json={"add": ["ann", "bob"]})
