@@ -29,8 +29,8 @@ bp = Blueprint("events", __name__)
 @operation(
     'Post one event, or a batch as {"events": [...]}: all stored or none; repeats acknowledged',
     "ingest",
-    body=s.EventIn,
-    response=s.ReceiptsOut,
+    body=(s.EventIn, s.EventBatchIn),
+    response=(s.ReceiptOut, s.ReceiptsOut),
     status=201,
     also={
         200: "every event was stored before: nothing new",

@@ -39,13 +39,15 @@ def build_spec(app: Flask) -> dict[str, Any]:
     """The OpenAPI document of every documented route of the app."""
     from api import schemas
 
+    marshmallow = MarshmallowPlugin()
     spec = APISpec(
         title="Segments",
         version="1",
         openapi_version="3.0.3",
-        plugins=[MarshmallowPlugin()],
+        plugins=[marshmallow],
         info={"description": "Dynamic segmentation over an append-only event log."},
     )
+    marshmallow.map_to_openapi_type(schemas.Instant, "string", "date-time")
     spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     spec.components.schema("ProblemDetailOut", schema=schemas.ProblemDetailOut)
     spec.components.schema("Problem", PROBLEM)
@@ -60,7 +62,24 @@ def build_spec(app: Flask) -> dict[str, Any]:
             paths.setdefault(path, {})[method.lower()] = _operation(rule, meta)
     for path, operations in sorted(paths.items()):
         spec.path(path=path, operations=operations)
-    return spec.to_dict()
+    return _ecma_patterns(spec.to_dict())
+
+
+def _ecma_patterns(node: Any) -> Any:
+    """The document with Python's end-of-text anchor (\\Z, which does not match before a
+    final newline as $ does in Python) written as ECMA-262's $, which means the same there."""
+    if isinstance(node, dict):
+        return {
+            k: v[:-2] + "$" if k == "pattern" and v.endswith("\\Z") else _ecma_patterns(v)
+            for k, v in node.items()
+        }
+    if isinstance(node, list):
+        return [_ecma_patterns(v) for v in node]
+    return node
+
+
+def _schema(schemas: Any) -> Any:
+    return {"oneOf": list(schemas)} if isinstance(schemas, tuple) else schemas
 
 
 def _operation(rule: Any, meta: Any) -> dict[str, Any]:
@@ -79,16 +98,26 @@ def _operation(rule: Any, meta: Any) -> dict[str, Any]:
         }
         for name, text in meta.query.items()
     ]
+    parameters += [
+        {"name": name, "in": "header", "required": required, "description": text}
+        | {"schema": {"type": "string"}}
+        for name, (required, text) in meta.headers.items()
+    ]
     if parameters:
         op["parameters"] = parameters
     if meta.body is not None:
         op["requestBody"] = {
             "required": True,
-            "content": {"application/json": {"schema": meta.body}},
+            "content": {"application/json": {"schema": _schema(meta.body)}},
         }
     success: dict[str, Any] = {"description": "OK"}
     if meta.response is not None:
-        success["content"] = {"application/json": {"schema": meta.response}}
+        success["content"] = {"application/json": {"schema": _schema(meta.response)}}
+    if meta.response_headers:
+        success["headers"] = {
+            name: {"description": text, "schema": {"type": "string"}}
+            for name, text in meta.response_headers.items()
+        }
     responses: dict[str, Any] = {str(meta.status): success}
     for code, text in meta.also.items():
         responses[str(code)] = {**success, "description": text}

@@ -53,6 +53,9 @@ def segment_json(segment: Segment) -> dict[str, Any]:
     }
 
 
+ETAG = 'the version of the segment\'s rule, such as "2", for If-Match'
+
+
 def _etag(segment: Segment) -> dict[str, str]:
     return {"ETag": f'"{segment.version}"'}
 
@@ -113,6 +116,7 @@ def preview() -> Response:
     "manage",
     body=s.SegmentIn,
     response=s.SegmentOut,
+    response_headers={"ETag": ETAG, "Location": "the segment's URL"},
     status=201,
     errors=(400, 409, 422),
 )
@@ -155,7 +159,13 @@ def list_segments() -> Response:
 
 
 @bp.get("/v1/segments/<segment_id>")
-@operation("One segment, with its rule versions", "read", response=s.SegmentOut, errors=(404,))
+@operation(
+    "One segment, with its rule versions",
+    "read",
+    response=s.SegmentOut,
+    errors=(404,),
+    response_headers={"ETag": ETAG},
+)
 def get_segment(segment_id: str) -> Response:
     segment = services().service.segment(segment_id)
     return dump(s.SegmentOut(), segment_json(segment), headers=_etag(segment))
@@ -168,6 +178,8 @@ def get_segment(segment_id: str) -> Response:
     body=s.RuleIn,
     response=s.SegmentOut,
     errors=(400, 404, 409, 412, 422, 428),
+    headers={"If-Match": (True, 'the ETag of the version read, such as "1"; * for any')},
+    response_headers={"ETag": ETAG},
 )
 def put_segment(segment_id: str) -> Response:
     body = json_body(s.RuleIn())
@@ -207,6 +219,7 @@ def _if_match(required: bool = True) -> int | None:
     "manage",
     response=s.SegmentOut,
     errors=(404, 409, 412),
+    headers={"If-Match": (False, "archive only if the segment is at this ETag's version")},
 )
 def archive_segment(segment_id: str) -> Response:
     segment = services().service.archive(segment_id, _if_match(required=False))

@@ -50,33 +50,52 @@ def services() -> Services:
     return current_app.extensions["segments"]
 
 
+Schemas = type[Schema] | tuple[type[Schema], ...]
+
+
 @dataclass(frozen=True)
 class Operation:
     """How a route appears in the OpenAPI document."""
 
     summary: str
     permission: str | None
-    body: type[Schema] | None = None
-    response: type[Schema] | None = None
+    body: Schemas | None = None
+    response: Schemas | None = None
     status: int = 200
     query: dict[str, str] = field(default_factory=dict)
     errors: tuple[int, ...] = ()
     also: dict[int, str] = field(default_factory=dict)  # other successes, same body
+    headers: dict[str, tuple[bool, str]] = field(default_factory=dict)  # required?, meaning
+    response_headers: dict[str, str] = field(default_factory=dict)
 
 
 def operation(
     summary: str,
     permission: str | None,
     *,
-    body: type[Schema] | None = None,
-    response: type[Schema] | None = None,
+    body: Schemas | None = None,
+    response: Schemas | None = None,
     status: int = 200,
     query: dict[str, str] | None = None,
     errors: tuple[int, ...] = (),
     also: dict[int, str] | None = None,
+    headers: dict[str, tuple[bool, str]] | None = None,
+    response_headers: dict[str, str] | None = None,
 ) -> Callable:
-    """Declare a route's documentation and the permission it needs (None: public)."""
-    meta = Operation(summary, permission, body, response, status, query or {}, errors, also or {})
+    """Declare a route's documentation and the permission it needs (None: public). A body or
+    response of several schemas is one of them."""
+    meta = Operation(
+        summary,
+        permission,
+        body,
+        response,
+        status,
+        query or {},
+        errors,
+        also or {},
+        headers or {},
+        response_headers or {},
+    )
 
     def decorate(view: Callable) -> Callable:
         @wraps(view)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 
@@ -29,3 +30,34 @@ def test_the_docs_page_loads_its_assets_from_the_service(client):
     for asset in assets:
         with client.get(asset) as response:
             assert response.status_code == 200
+
+
+def test_the_document_says_what_the_service_does(client):
+    spec = client.get("/openapi.json").json
+    events = spec["paths"]["/v1/events"]["post"]
+    body = events["requestBody"]["content"]["application/json"]["schema"]
+    assert body["oneOf"] == [
+        {"$ref": "#/components/schemas/EventIn"},
+        {"$ref": "#/components/schemas/EventBatchIn"},
+    ]
+    assert {"200", "201", "202", "409"} <= set(events["responses"])
+    assert spec["components"]["schemas"]["EventIn"]["properties"]["occurred_at"] == {
+        "type": "string",
+        "format": "date-time",
+        "description": "event time; the time of receipt if absent",
+    }
+    # Patterns in ECMA-262, which JSON Schema validators use: no Python-only \Z.
+    assert "\\Z" not in json.dumps(spec)
+    assert re.fullmatch(
+        spec["components"]["schemas"]["EventIn"]["properties"]["type"]["pattern"], "email_opened"
+    )
+    segment = spec["paths"]["/v1/segments/{segment_id}"]
+    if_match = {
+        p["name"]: p["required"] for p in segment["put"]["parameters"] if p["in"] == "header"
+    }
+    assert if_match == {"If-Match": True}
+    assert [p["required"] for p in segment["delete"]["parameters"] if p["in"] == "header"] == [
+        False
+    ]
+    assert "ETag" in segment["get"]["responses"]["200"]["headers"]
+    assert "412" in segment["delete"]["responses"]
