@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, jsonify, send_from_directory
 from swagger_ui_bundle import swagger_ui_path
+from werkzeug.exceptions import NotFound
 
 from api import schemas as s
 from api.openapi import build_spec
@@ -21,6 +22,7 @@ SwaggerUIBundle({url: "/openapi.json", dom_id: "#docs", deepLinking: true,
                  persistAuthorization: true});
 </script></body></html>
 """
+DOCS_ASSETS = frozenset({"swagger-ui.css", "swagger-ui-bundle.js"})  # what DOCS_PAGE loads
 
 
 @bp.get("/healthz")
@@ -54,4 +56,8 @@ def docs() -> Response:
 
 @bp.get("/docs/<path:filename>")
 def docs_assets(filename: str) -> Response:
+    # Only what the page loads: the package also holds Swagger's own demo page (index.html,
+    # pointed at an Internet URL) and its templates.
+    if filename not in DOCS_ASSETS:
+        raise NotFound()
     return send_from_directory(swagger_ui_path, filename)

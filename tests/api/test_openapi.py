@@ -30,6 +30,9 @@ def test_the_docs_page_loads_its_assets_from_the_service(client):
     for asset in assets:
         with client.get(asset) as response:
             assert response.status_code == 200
+    # Nothing else of the package: its own demo page would load a document from the Internet.
+    for other in ("/docs/index.html", "/docs/index.j2", "/docs/oauth2-redirect.html"):
+        assert client.get(other).status_code == 404
 
 
 def test_the_document_says_what_the_service_does(client):
