@@ -30,6 +30,17 @@ class InstantOutOfRange(ValueError):
     """An instant outside the years 0001-9999 in UTC."""
 
 
+class NoSuchInstant(ValueError):
+    """An instant written as one should be that names a day or time that does not exist."""
+
+
+# RFC 3339's profile of ISO-8601, which the API writes; Python's fromisoformat also reads
+# others (2026-11-24T10Z, 20261124T100000Z) that many a client's parser does not.
+INSTANT_SHAPE = re.compile(
+    r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})", re.IGNORECASE
+)
+
+
 @functools.lru_cache(maxsize=4096)  # a batch's receipts share one recorded_at
 def format_instant(ms: int | None) -> str | None:
     """UTC milliseconds as ISO-8601 with milliseconds and Z. Any instant: one computed from
@@ -61,9 +72,16 @@ def _civil_from_days(days: int) -> tuple[int, int, int]:
 
 
 def parse_instant(text: str) -> int:
-    """ISO-8601 with a time zone, to UTC milliseconds; ValueError otherwise
-    (InstantOutOfRange for one outside the years 0001-9999 in UTC)."""
-    moment = datetime.fromisoformat(text.replace("z", "Z"))
+    """ISO-8601 with a time zone (RFC 3339), to UTC milliseconds; ValueError otherwise
+    (NoSuchInstant for February 30th, InstantOutOfRange outside the years 0001-9999 in UTC)."""
+    if not INSTANT_SHAPE.fullmatch(text):
+        raise ValueError("not an instant in the shape 2026-11-20T09:15:00.250Z")
+    try:
+        moment = datetime.fromisoformat(text.replace("z", "Z").replace("t", "T"))
+    except ValueError as exc:
+        if text.startswith("0000"):
+            raise InstantOutOfRange(text) from exc
+        raise NoSuchInstant(text) from exc
     offset = moment.utcoffset()
     if offset is None:
         raise ValueError("no time zone")
@@ -80,6 +98,7 @@ class Instant(fields.Field):
 
     default_error_messages = {
         "invalid": "not an ISO-8601 instant with a time zone, such as 2026-11-20T09:15:00.250Z",
+        "no_such": "names a day or a time of day that does not exist",
         "range": "outside the years 0001-9999 in UTC",
     }
 
@@ -87,12 +106,14 @@ class Instant(fields.Field):
         return format_instant(value)
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
-        if not isinstance(value, str) or len(value) < 20:
+        if not isinstance(value, str):
             raise self.make_error("invalid")
         try:
             return parse_instant(value)
         except InstantOutOfRange as exc:
             raise self.make_error("range") from exc
+        except NoSuchInstant as exc:
+            raise self.make_error("no_such") from exc
         except ValueError as exc:
             raise self.make_error("invalid") from exc
 

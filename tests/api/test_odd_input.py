@@ -78,6 +78,35 @@ def test_an_offset_with_seconds_is_no_iso_8601_instant(api):
     assert api("auditor").get(url.replace(":30", "")).status_code == 200
 
 
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("2026-11-24T10Z", "not an ISO-8601 instant"),
+        ("20261124T100000Z", "not an ISO-8601 instant"),
+        ("2026-11-24T10:00Z", "not an ISO-8601 instant"),
+        ("2026-11-24 10:00:00Z", "not an ISO-8601 instant"),
+        ("2026-02-29T00:00:00Z", "does not exist"),
+        ("2026-11-24T24:00:00Z", "does not exist"),
+        ("0000-12-31T23:59:59Z", "outside the years 0001-9999"),
+    ],
+)
+def test_an_instant_is_read_alike_in_a_query_and_in_a_body(api, text, message):
+    """One reading of instants (RFC 3339's), wherever they come in."""
+    api("marketer").post("/v1/segments", json={"name": "Openers", "rule": "opened email"})
+    url = f"/v1/segments/openers/members?at={text.replace(' ', '%20')}"
+    problem(api("auditor").get(url), 400, "at", message)
+    before = log_size(api)
+    response = api("producer").post(
+        "/v1/events", json={"contact_id": "c", "type": "x", "occurred_at": text}
+    )
+    problem(response, 422, "occurred_at", message)
+    preview = api("marketer").post(
+        "/v1/segments/preview", json={"rule": "opened email", "at": text}
+    )
+    problem(preview, 422, "at", message)
+    assert log_size(api) == before
+
+
 def test_a_rule_date_outside_the_years_0001_to_9999_is_refused(api):
     rule = "signed_up_at after 9999-12-31T23:59-01:00"
     response = api("marketer").post("/v1/rules/validate", json={"rule": rule})
