@@ -130,8 +130,9 @@ class Identifier(fields.String):
         text = super()._deserialize(value, attr, data, **kwargs)
         if NO_CONTROL.search(text) or text != text.strip():
             raise ValidationError("ids have no control characters and no surrounding spaces")
-        if self.in_urls and "/" in text:
-            raise ValidationError("contact ids have no '/': URLs name them")
+        if self.in_urls and ("/" in text or text in (".", "..")):
+            # Clients resolve /contacts/../segments to /segments before sending it.
+            raise ValidationError("contact ids have no '/' and are not '.' or '..': URLs name them")
         return text
 
 

@@ -246,6 +246,8 @@ def test_bodies_python_cannot_read_are_400(api, url, body, fragment):
     ("event", "field", "fragment"),
     [
         ({"contact_id": "a/b", "type": "x"}, "contact_id", "no '/'"),
+        ({"contact_id": "..", "type": "x"}, "contact_id", "not '.' or '..'"),
+        ({"contact_id": ".", "type": "x"}, "contact_id", "not '.' or '..'"),
         ({"contact_id": "c", "type": "email_opened\n"}, "type", "event type"),
         ({"contact_id": "c", "type": "x", "properties": {"a\x00b": 1}}, "properties", "control"),
         (
