@@ -107,6 +107,8 @@ def get_events() -> Response:
     after = cursor_arg(int)
     if after is None:
         after = _after_arg()
+    elif "after" in request.args:
+        raise bad_query("after", "not with cursor", "give after or cursor, not both")
     limit = limit_arg()
     events = services().service.events(after, limit + 1)
     more = len(events) > limit

@@ -237,6 +237,15 @@ def test_bad_query_parameters_are_400(api, query):
     assert response.json["errors"]
 
 
+def test_after_and_cursor_together_are_400(api):
+    api("producer").post("/v1/events", json={"events": [{"contact_id": "c", "type": "x"}] * 2})
+    cursor = api("auditor").get("/v1/events?limit=1").json["next_cursor"]
+    assert api("auditor").get(f"/v1/events?cursor={cursor}").status_code == 200
+    response = api("auditor").get(f"/v1/events?after=0&cursor={cursor}")
+    assert response.status_code == 400
+    assert response.json["errors"][0]["field"] == "after"
+
+
 def test_a_contact_shows_its_properties_and_events(api):
     api("producer").post(
         "/v1/events",
