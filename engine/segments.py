@@ -27,9 +27,19 @@ STATIC = "static"
 
 
 def slugify(name: str) -> str:
-    """A segment id from its name: `"Engaged leads"` -> `engaged-leads`."""
-    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
-    return re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")
+    """A segment id from its name: `"Engaged leads"` -> `engaged-leads`, `"Café"` -> `cafe`,
+    `"Straße"` -> `strasse`, `"Покупатели"` -> `покупатели`: letters and digits of any script,
+    folded, with Latin accents dropped; anything else between them one '-'."""
+    plain = "".join(map(_plain, unicodedata.normalize("NFC", name))).casefold()
+    return re.sub(r"[\W_]+", "-", plain).strip("-")
+
+
+def _plain(char: str) -> str:
+    """A letter with its accents dropped if that leaves ASCII (é -> e, İ -> I); otherwise the
+    letter itself (a dakuten changes a kana, it is no accent)."""
+    decomposed = unicodedata.normalize("NFKD", char)
+    base = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return base if base.isascii() else unicodedata.normalize("NFKC", char)
 
 
 def segment_stream(segment_id: str) -> str:

@@ -3,6 +3,10 @@ membership now and as of an instant, transitions and explanations."""
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
+import pytest
+
 from api.schemas import format_instant
 
 DAY = 86_400_000
@@ -83,6 +87,24 @@ def test_a_contact_enters_when_an_event_qualifies_and_leaves_when_the_window_end
     at = format_instant(opened + DAY)
     members = api("auditor").get(f"/v1/segments/openers/members?at={at}").json["members"]
     assert [m["contact_id"] for m in members] == ["ann"]
+
+
+@pytest.mark.parametrize(
+    ("name", "slug"),
+    [
+        ("Café crème", "cafe-creme"),
+        ("Straße", "strasse"),
+        ("Покупатели", "покупатели"),
+        ("日本語", "日本語"),
+    ],
+)
+def test_names_in_any_script_make_ids(api, name, slug):
+    response = api("marketer").post("/v1/segments", json={"name": name, "rule": "purchased"})
+    assert response.status_code == 201
+    assert response.json["id"] == slug
+    assert api("auditor").get(f"/v1/segments/{quote(slug)}").json["name"] == name
+    referring = {"name": "Fans", "rule": f'in segment "{name}"'}
+    assert api("marketer").post("/v1/segments", json=referring).status_code == 201
 
 
 def test_duplicate_names_conflict(api):
