@@ -24,6 +24,12 @@ EVENT_TYPE = validate.Regexp(
     " starting with a letter or digit",
 )
 NO_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+NAME_TEXT = validate.Regexp(r"^[^\x00-\x1f\x7f]*\Z", error="a name has no control characters")
+# Text of several lines: tabs and line breaks, but no other control character.
+TEXT = validate.Regexp(
+    r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*\Z",
+    error="text has no control characters but tabs and line breaks",
+)
 
 
 class InstantOutOfRange(ValueError):
@@ -244,16 +250,10 @@ class RuleOut(Schema):
 
 
 class SegmentIn(Schema):
-    name = fields.String(
-        required=True,
-        validate=[
-            validate.Length(min=1, max=200),
-            validate.Regexp(r"^[^\x00-\x1f\x7f]*\Z", error="a name has no control characters"),
-        ],
-    )
+    name = fields.String(required=True, validate=[validate.Length(min=1, max=200), NAME_TEXT])
     kind = fields.String(load_default="dynamic", validate=validate.OneOf(["dynamic", "static"]))
     rule = fields.String(validate=validate.Length(min=1))
-    description = fields.String(validate=validate.Length(max=2000), allow_none=True)
+    description = fields.String(validate=[validate.Length(max=2000), TEXT], allow_none=True)
 
     @validates_schema
     def _rule_matches_kind(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -404,7 +404,7 @@ class KeyIn(Schema):
     role = fields.String(
         required=True, validate=validate.OneOf(["admin", "marketer", "producer", "auditor"])
     )
-    name = fields.String(load_default="", validate=validate.Length(max=200))
+    name = fields.String(load_default="", validate=[validate.Length(max=200), NAME_TEXT])
 
 
 class KeyOut(Schema):

@@ -209,8 +209,10 @@ class Service:
         for node in a.walk(rule):
             if isinstance(node, a.InSegment):
                 found = registry.find(node.segment)
-                if found is None or found.archived_at is not None:
+                if found is None:
                     problems.append(_problem(node, f'there is no segment "{node.segment}"'))
+                elif found.archived_at is not None:
+                    problems.append(_problem(node, f'the segment "{node.segment}" is archived'))
                 else:
                     references[node.segment] = found.id
         if not problems and segment_id is not None:

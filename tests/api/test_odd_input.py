@@ -356,3 +356,31 @@ def test_a_path_with_an_empty_segment_is_404_not_a_redirect_to_another_contact(a
     response = api("auditor").get("/v1/contacts/ab%2F/segments")
     assert response.status_code == 404
     assert response.mimetype == "application/problem+json"
+
+
+# ---- text fields ----
+
+
+@pytest.mark.parametrize(
+    ("url", "body", "field"),
+    [
+        ("/v1/segments", {"name": "A", "kind": "static", "description": "a\x00b"}, "description"),
+        ("/v1/segments", {"name": "A", "kind": "static", "description": "a\x1bb"}, "description"),
+        ("/v1/keys", {"role": "auditor", "name": "a\nb"}, "name"),
+    ],
+)
+def test_control_characters_in_names_and_descriptions_are_refused(api, url, body, field):
+    problem(api("admin").post(url, json=body), 422, field, "control characters")
+    assert api("auditor").get("/v1/segments").json["segments"] == []
+
+
+def test_a_description_may_have_several_lines(api):
+    body = {"name": "A", "kind": "static", "description": "first line\n\tsecond\r\nthird"}
+    assert api("marketer").post("/v1/segments", json=body).status_code == 201
+
+
+def test_a_rule_that_refers_to_an_archived_segment_says_so(api):
+    api("marketer").post("/v1/segments", json={"name": "Old", "rule": "purchased"})
+    api("marketer").delete("/v1/segments/old")
+    response = api("marketer").post("/v1/rules/validate", json={"rule": 'in segment "Old"'})
+    problem(response, 422, "rule", 'the segment "old" is archived')
