@@ -357,9 +357,9 @@ class Service:
         alone, could make a cycle together."""
         with self._lock:
             self.catch_up()
-            # The registry holds at least every definition up to here (read before it).
+            # Read before the registry is (each read of it under the lock copies it afresh),
+            # so that it holds at least every definition up to here.
             seen = self.projection.checkpoint()[0]
-            self._copy_registry()
             yield Unchanged(seen, SEGMENT_STREAM, DEFINITION_TYPES)
 
     def _append_definition(
