@@ -171,11 +171,13 @@ def json_body(schema: Schema) -> Any:
     try:
         # Strictly: json.loads would take UTF-16 and UTF-32 too, and encoded surrogates.
         repeated: list[tuple[dict, str]] = []
+        unheld: list[_Unheld] = []
         data = json.loads(
             raw.decode("utf-8"),
             object_pairs_hook=_noting_repeats(repeated),
             parse_constant=_not_json,
-            parse_float=_finite,
+            parse_float=lambda text: _float(text, unheld),
+            parse_int=lambda text: _int(text, unheld),
         )
     except UnicodeDecodeError as exc:
         raise Problem(400, "Malformed JSON", "the body is not UTF-8") from exc
@@ -200,6 +202,15 @@ def json_body(schema: Schema) -> Any:
             f"the name {name!r} appears more than once in {where or 'the body'}",
             [{"field": where or "(body)", "message": f"{name!r} appears more than once"}],
         )
+    if unheld:
+        where = next(w for w, _, item in _nodes(data) if isinstance(item, _Unheld))
+        number = unheld[0]
+        raise Problem(
+            422,
+            "Invalid input",
+            f"{where or 'the body'} is {number[:40]}, {number.why}",
+            [{"field": where or "(body)", "message": number.why}],
+        )
     # A \ud800-\udfff escape on its own is valid JSON syntax but no text (UTF-8 cannot hold
     # it); looked for only when the body has such an escape at all.
     if _SURROGATE_ESCAPE.search(raw):
@@ -222,12 +233,34 @@ def _not_json(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON value: numbers in JSON are finite")
 
 
-def _finite(text: str) -> float:
-    """A JSON number; one too large for a double (1e400) would be read as infinity."""
+class _Unheld(str):
+    """A JSON number the service cannot hold as it is written: its text, and why."""
+
+    why = ""
+
+
+def _float(text: str, unheld: list[_Unheld]) -> Any:
+    """A JSON number with a fraction or exponent; one beyond a double (1e400) would be read as
+    infinity."""
     number = float(text)
-    if math.isinf(number):
-        raise ValueError(f"the number {text[:40]} is too large: numbers are doubles")
-    return number
+    if not math.isinf(number):
+        return number
+    found = _Unheld(text)
+    found.why = "a number beyond what a double holds"
+    unheld.append(found)
+    return found
+
+
+def _int(text: str, unheld: list[_Unheld]) -> Any:
+    """A JSON integer; beyond 64 bits SQLite would hold it as a double (rounded), while the
+    evaluator of one contact read it exactly, and their answers would differ."""
+    number = int(text)
+    if -(2**63) <= number < 2**63:
+        return number
+    found = _Unheld(text)
+    found.why = "an integer beyond 64 bits: send it as text, or as a decimal number"
+    unheld.append(found)
+    return found
 
 
 def _noting_repeats(found: list[tuple[dict, str]]) -> Callable[[list], dict]:

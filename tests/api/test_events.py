@@ -149,8 +149,37 @@ def test_malformed_json_says_where(api):
     assert "line 2" in response.json["detail"]
 
 
-@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e400", "-2.5E+999"])
-def test_a_number_json_has_not_is_malformed_json(api, number):
+@pytest.mark.parametrize(
+    ("number", "status"),
+    [("9223372036854775807", 201), ("-9223372036854775808", 201), ("1.8446744073709552e19", 201)],
+)
+def test_integers_of_64_bits_and_doubles_are_taken(api, number, status):
+    body = '{"contact_id": "c", "type": "purchased", "properties": {"amount": NUMBER}}'
+    response = api("producer").post(
+        "/v1/events", data=body.replace("NUMBER", number), content_type="application/json"
+    )
+    assert response.status_code == status
+
+
+@pytest.mark.parametrize(
+    "number",
+    ["1e400", "-2.5E+999", "9223372036854775808", "-18446744073709551617"],
+)
+def test_a_number_the_service_cannot_hold_is_422_at_its_place(api, number):
+    body = '{"events": [{"contact_id": "c", "type": "x"}, {"contact_id": "c", "type": "purchased",'
+    body += ' "properties": {"amount": [1, NUMBER]}}]}'
+    response = api("producer").post(
+        "/v1/events", data=body.replace("NUMBER", number), content_type="application/json"
+    )
+    problem = response.json
+    assert response.status_code == 422
+    assert problem["errors"][0]["field"] == "events.1.properties.amount.1"
+    assert number in problem["detail"]
+    assert log_size(api) == 0
+
+
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity"])
+def test_nan_and_infinity_are_malformed_json(api, number):
     body = '{"contact_id": "c", "type": "purchased", "properties": {"amount": NUMBER}}'
     body = body.replace("NUMBER", number)
     response = api("producer").post("/v1/events", data=body, content_type="application/json")
