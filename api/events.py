@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from flask import Blueprint, Response, current_app, request
 
 from api import schemas as s
@@ -23,6 +25,7 @@ from engine.service import ContactEvent
 from eventstore.interface import EventIdReused, InvalidEventError
 
 bp = Blueprint("events", __name__)
+log = logging.getLogger(__name__)
 
 
 @bp.post("/v1/events")
@@ -64,8 +67,17 @@ def post_events() -> Response:
     except NotYetApplied as exc:
         # Stored, so not to be sent again (events without ids would be stored twice); the
         # scheduler brings membership up to date as soon as the database is free.
-        receipts, status = exc.stored, 202
         schedule_next(pending=True)
+        if not exc.busy:
+            log.error("stored events could not be applied", exc_info=exc.__cause__)
+            raise Problem(
+                500,
+                "Stored, not applied yet",
+                "the events were stored, but applying them to membership failed (an internal"
+                " error, logged); do not send them again",
+                events=s.ReceiptOut(many=True).dump(exc.stored),
+            ) from exc
+        receipts, status = exc.stored, 202
     if single:
         return dump(s.ReceiptOut(), receipts[0], status)
     return dump(s.ReceiptsOut(), {"events": receipts}, status)

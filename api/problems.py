@@ -103,6 +103,13 @@ def engine_problem(exc: EngineError) -> Problem:
             current_version=exc.actual,
         )
     if isinstance(exc, NotYetApplied):
+        if not exc.busy:
+            return Problem(
+                500,
+                "Stored, not applied yet",
+                "the change was stored, but applying it to membership failed (an internal error,"
+                " logged); do not send it again",
+            )
         return Problem(
             503,
             "Stored, not applied yet",

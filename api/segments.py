@@ -3,6 +3,7 @@ transitions and explanations."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict
 from typing import Any
 
@@ -30,6 +31,7 @@ from grammar import ast as a
 from grammar import to_json
 
 bp = Blueprint("segments", __name__)
+log = logging.getLogger(__name__)
 INSTANT_KEYS = {"occurred_at", "after", "until", "threshold", "exists_from", "next_change"}
 
 
@@ -63,6 +65,8 @@ def _etag(segment: Segment) -> dict[str, str]:
 @bp.errorhandler(NotYetApplied)
 def _stored_not_applied(exc: NotYetApplied) -> Response:
     # The definition or edit is in the log: the scheduler applies it once the database is free.
+    if not exc.busy:
+        log.error("a stored change could not be applied", exc_info=exc.__cause__)
     schedule_next(pending=True)
     return problem_response(engine_problem(exc))
 

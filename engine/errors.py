@@ -62,9 +62,10 @@ class InvalidEvents(EngineError):
 
 class NotYetApplied(EngineError):
     """A write that was stored in the log, but whose effect on membership could not be worked
-    out yet: another writer held the database. The next catch-up applies it; `stored` is what
-    the append answered (the receipts of events)."""
+    out yet: another writer held the database (`busy`), or applying it failed. A later
+    catch-up applies it; `stored` is what the append answered (the receipts of events)."""
 
-    def __init__(self, message: str, stored: Any = None) -> None:
+    def __init__(self, message: str, stored: Any = None, busy: bool = True) -> None:
         super().__init__(message)
         self.stored = stored
+        self.busy = busy

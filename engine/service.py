@@ -377,11 +377,14 @@ class Service:
 
     def _apply_appended(self, stored: Any = None) -> None:
         """Bring membership up to date with what was just appended. Another writer may take
-        the database between the append and this; the append stands all the same."""
+        the database between the append and this, or applying it may fail; the append stands
+        all the same, and the caller must not be told that nothing was stored."""
         try:
             self.catch_up()
         except StoreBusy as exc:
             raise NotYetApplied(str(exc), stored) from exc
+        except Exception as exc:
+            raise NotYetApplied(f"applying it failed ({exc!r})", stored, busy=False) from exc
 
     # ---- membership questions ----
 

@@ -380,3 +380,26 @@ def test_a_segment_stored_but_kept_from_membership_by_another_writer_is_a_503_th
     assert api("auditor").get("/v1/segments/openers").json["rule"] == "opened email"
     again = api("marketer").post("/v1/segments", json={"name": "Openers", "rule": "opened email"})
     assert again.status_code == 409
+
+
+def test_events_stored_but_not_applied_for_an_internal_error_are_a_500_that_says_so(
+    app, api, monkeypatch, caplog
+):
+    log = app.extensions["segments"].service.log
+    append = log.append
+
+    def append_then_break_the_projection(*args, **kwargs):
+        receipts = append(*args, **kwargs)
+        with closing(sqlite3.connect(app.config["SEGMENTS_DB"])) as other:
+            other.execute("DROP TABLE contacts")  # a projection damaged by hand, say
+        return receipts
+
+    monkeypatch.setattr(log, "append", append_then_break_the_projection)
+    response = api("producer").post("/v1/events", json={"contact_id": "c-1", "type": "x"})
+    assert response.status_code == 500
+    assert response.json["title"] == "Stored, not applied yet"
+    assert "do not send them again" in response.json["detail"]
+    assert [e["position"] for e in response.json["events"]] == [1]
+    assert "stored events could not be applied" in caplog.text
+    monkeypatch.undo()
+    assert log_size(api) == 1
