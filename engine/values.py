@@ -52,6 +52,14 @@ def instant_of(value: Any) -> int | None:
     return parse_instant(value) if isinstance(value, str) else None
 
 
+def _as_stored(number: Any) -> Any:
+    """A number as SQLite holds it, so that every evaluator compares alike: an integer beyond
+    64 bits is a double (the API refuses them; an older log may hold some)."""
+    if isinstance(number, int) and not -(2**63) <= number < 2**63:
+        return float(number)
+    return number
+
+
 def _same_kind(value: Any, literal: Any) -> tuple[Any, Any] | None:
     """Both sides as comparable Python values, or None when the kinds differ."""
     if isinstance(literal, DateValue):
@@ -60,7 +68,7 @@ def _same_kind(value: Any, literal: Any) -> tuple[Any, Any] | None:
     if isinstance(literal, bool):
         return (value, literal) if isinstance(value, bool) else None
     if is_number(literal):
-        return (value, literal) if is_number(value) else None
+        return (_as_stored(value), _as_stored(literal)) if is_number(value) else None
     if isinstance(literal, str):
         return (value.casefold(), literal.casefold()) if isinstance(value, str) else None
     return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from engine.asof import AsOfSets
 from engine.population import Answer
+from engine.replay import verify
 from engine.service import ContactEvent, Service
 from eventstore.sqlite import SQLiteEventStore
 from eventstore.sqlite_projection import SQLiteProjectionStore
@@ -81,3 +82,30 @@ def test_a_static_list_may_hold_contacts_without_events_but_a_rule_on_it_does_no
         assert [m.contact_id for m in service.members(segment_id)[0]] == expected
         assert [m.contact_id for m in service.members(segment_id, at=clock.now)[0]] == expected
         assert service.preview(rule).sample == expected
+
+
+def test_integers_beyond_64_bits_compare_alike_everywhere(tmp_path):
+    """SQLite holds them as doubles; the per-contact evaluator reads the JSON exactly. The API
+    refuses them, an older log may hold some: every answer must still agree."""
+    clock = Clock(START)
+    service = Service(
+        SQLiteEventStore(tmp_path / "s.db", clock), SQLiteProjectionStore(tmp_path / "s.db"), clock
+    )
+    big = 2**64 + 1  # a double rounds it to 2**64
+    service.ingest([ContactEvent("c1", "purchased", {"amount": big})])
+    service.ingest([ContactEvent("c1", "contact_updated", {"score": big})])
+    for name, rule in (
+        ("Max", f"maximum amount of purchased > {2**64}"),
+        ("Score", f"score > {2**64}"),
+    ):
+        clock.now += 1000
+        service.define_segment(name, rule)  # set-wise, over every contact
+        clock.now += 1000
+        service.ingest([ContactEvent("c1", "purchased", {"amount": big})])  # one by one
+        segment = service.segment(name.lower())
+        assert service.members(segment.id)[0] == []
+        assert service.members(segment.id, at=clock.now)[0] == []
+        assert not service.explain(segment.id, "c1", clock.now).value
+        assert service.preview(rule, at=clock.now).count == 0
+    scratch = SQLiteProjectionStore(tmp_path / "scratch.db")
+    assert verify(service.log, service.projection, scratch).ok
