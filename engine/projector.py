@@ -82,14 +82,6 @@ def to_event(stored: StoredEvent) -> Event:
     )
 
 
-Kind = tuple[str, frozenset[str]]  # an event's type, and the properties it sets if any
-
-
-def kind_of(event: Event) -> Kind:
-    """What an event is, as far as which segments it can move goes."""
-    return event.type, frozenset(event.data) if event.type == CONTACT_UPDATED else frozenset()
-
-
 def assignments(arrived: dict[str, list[Event]]) -> list[tuple[str, str, Any, int, int]]:
     """The contact view's rows for new `contact_updated` events: (contact, prop, value,
     occurred_at, position)."""
@@ -128,26 +120,23 @@ class Reads:
     properties: frozenset[str]
     segments: frozenset[str]  # ids in its closure, itself included
     ways: dict[str | None, int]  # per event type: which way it can move the rule
-    # Per set of kinds of new events, which ways they can move it (a few sets recur), and
-    # per kind whether it bears on the segment at all.
+    # Per set of kinds of new events, which ways they can move it (a few sets recur).
     _moves: dict[frozenset, frozenset[int]] = field(default_factory=dict, compare=False)
-    _affects: dict[Kind, bool] = field(default_factory=dict, compare=False)
 
-    def affected_by(self, kind: Kind) -> bool:
-        """Whether an event of a kind can change the segment's value for its contact."""
-        found = self._affects.get(kind)
-        if found is None:
-            event_type, keys = kind
-            found = (None in self.types or event_type in self.types) or (
-                event_type == CONTACT_UPDATED and not self.properties.isdisjoint(keys)
-            )
-            self._affects[kind] = found
-        return found
+    def affected_by(self, event: Event) -> bool:
+        """Whether an event of a contact can change the segment's value for that contact."""
+        if None in self.types or event.type in self.types:
+            return True
+        return event.type == CONTACT_UPDATED and not self.properties.isdisjoint(event.data)
 
     def blind_to(self, touched: Touched) -> bool:
         """Whether the rule reads nothing of a brand-new contact but that it exists: then its
         value is the same for every such contact, whatever the instant."""
-        return touched.fresh and len(self.segments) == 1 and not touched.bears_on(self)
+        return (
+            touched.fresh
+            and len(self.segments) == 1
+            and not any(self.affected_by(e) for e in touched.events)
+        )
 
     def way(self, event_type: str, keys: frozenset[str] = frozenset()) -> int:
         """Which way an event of a type (setting `keys`, for contact_updated) can move the
@@ -156,7 +145,7 @@ class Reads:
             return EITHER
         return direction_of(self.ways, event_type)
 
-    def moves(self, kinds: frozenset[Kind]) -> frozenset[int]:
+    def moves(self, kinds: frozenset[tuple[str, frozenset[str]]]) -> frozenset[int]:
         """The ways events of these kinds (type, keys set) can move the value, UNREAD left out."""
         found = self._moves.get(kinds)
         if found is None:
@@ -174,12 +163,11 @@ class Touched:
         self.events = events
         self.edits: dict[str, int] = {}
         self.visible = [e for e in events if e.occurred_at <= r]
-        # What the new events are, as far as which way they can move a rule goes; and per
-        # kind, the highest position of those dated by r (the cause of a change they bring).
-        self.kinds = frozenset(map(kind_of, events))
-        self.latest: dict[Kind, int] = {}
-        for e in self.visible:
-            self.latest[kind_of(e)] = e.position  # events come in order of position
+        # What the new events are, as far as which way they can move a rule goes.
+        self.kinds = frozenset(
+            (e.type, frozenset(e.data) if e.type == CONTACT_UPDATED else frozenset())
+            for e in events
+        )
         # Until r the contact had no visible event: every event of r brings it into being.
         self.new = (
             bool(self.visible) and history.visible_from is not None and history.visible_from >= r
@@ -197,14 +185,13 @@ class Touched:
 
     def bears_on(self, reads: Reads) -> bool:
         """Whether any of the new events can change the segment's value at some instant."""
-        return any(reads.affected_by(kind) for kind in self.kinds)
+        return any(reads.affected_by(e) for e in self.events)
 
-    def cause(self, reads: Reads) -> int | None:
-        """The highest position of this instant's entries that bear on a segment for this
-        contact (a new contact's every event does), None if none does."""
-        found = [p for kind, p in self.latest.items() if self.new or reads.affected_by(kind)]
+    def causes(self, reads: Reads) -> list[int]:
+        """Positions of this instant's entries that bear on a segment for this contact."""
+        found = [e.position for e in self.visible if self.new or reads.affected_by(e)]
         found += [p for s, p in self.edits.items() if s in reads.segments]
-        return max(found, default=None)
+        return found
 
     def needs(self, reads: Reads, member: bool) -> bool:
         """Whether the segment must be evaluated again for this contact at this instant.
@@ -549,7 +536,7 @@ class Projector:
                         # brings is no longer known.
                         self.ledger.set_deadline(segment.id, t.contact, due)
                     continue
-                cause = t.cause(reads)
+                cause = max(t.causes(reads), default=None)
                 if (segment.id, t.contact) in at_r or not reads.blind_to(t):
                     self._evaluate(session, segment, t.contact, t.history, r, cause, kinds)
                     continue
@@ -595,9 +582,9 @@ class Projector:
         earlier = {c for s, c in self._transitions_at(session, r) if s == segment.id}
         for contact in sorted((answer.members ^ current) | earlier):
             t = by_contact.get(contact)
-            cause = t.cause(reads) if t else None
+            causes = t.causes(reads) if t else []
             value = contact in answer.members
-            self._settle(session, segment, contact, r, value, max(position, cause or 0), kinds)
+            self._settle(session, segment, contact, r, value, max([position, *causes]), kinds)
         self.ledger.forget()
         session.replace_deadlines(segment.id, answer.bounds)
 
