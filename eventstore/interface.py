@@ -78,8 +78,8 @@ class StoreBusy(EventStoreError):
 
 
 class EventIdReused(EventStoreError):
-    """An event_id that names another event already (other stream, type, data or time), or
-    twice in one batch with different content; nothing was stored."""
+    """An event_id that names another event already (another stream, type or data), or two
+    events of one batch; nothing was stored."""
 
     def __init__(self, index: int, event_id: str, position: int | None) -> None:
         where = f"the event at position {position}" if position else "an earlier event of the batch"
@@ -107,7 +107,9 @@ class EventStore(Protocol):
         expected_versions: Mapping[str, int] | None = None,
         unchanged: Unchanged | None = None,
     ) -> list[Receipt]:
-        """Store all events or none; a repeated event_id is acknowledged with its old position.
+        """Store all events or none; a repeated event_id is acknowledged with its old position
+        (the same event again: stream, type and data alike, whatever its time; another event
+        under a used id raises EventIdReused).
 
         `expected_versions` maps a stream to the version it must be at before the append
         (0 for a stream that must not exist yet), whether or not the batch writes to it;
