@@ -9,6 +9,8 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from grammar import vocabulary
+
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MS = timedelta(milliseconds=1)
 DAY_MS = 86_400_000
@@ -19,9 +21,7 @@ ID = validate.Length(min=1, max=200)
 MAX_PROPERTY_NAME = 200
 MAX_NESTING = 32  # of objects and arrays in a property's value
 EVENT_TYPE = validate.Regexp(
-    r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,99}\Z",
-    error="an event type is 1-100 letters, digits, '_', '.', ':' or '-',"
-    " starting with a letter or digit",
+    rf"^{vocabulary.EVENT_TYPE.pattern}\Z", error=vocabulary.EVENT_TYPE_TEXT
 )
 NO_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 NAME_TEXT = validate.Regexp(r"^[^\x00-\x1f\x7f]*\Z", error="a name has no control characters")

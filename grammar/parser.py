@@ -323,6 +323,10 @@ class _Builder(Transformer[Token, a.Condition]):
         name = unquote(event_type)
         if not name.strip():
             self._problem(event_type, "the event type is empty")
+        elif not vocabulary.EVENT_TYPE.fullmatch(name):
+            self._problem(
+                event_type, f"no event has the type {event_type}", vocabulary.EVENT_TYPE_TEXT
+            )
         return a.EventSelector(name, where, span=_span(meta))
 
     def activity(self, meta: Meta, where: a.Condition | None = None) -> a.EventSelector:

@@ -11,6 +11,13 @@ import re
 from dataclasses import dataclass
 from functools import cache
 
+# What an event type may be (the API refuses events of any other): a rule that names another
+# could never hold.
+EVENT_TYPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:\-]{0,99}")
+EVENT_TYPE_TEXT = (
+    "an event type is 1-100 letters, digits, '_', '.', ':' or '-', starting with a letter or digit"
+)
+
 
 @dataclass(frozen=True)
 class Verb:

@@ -98,7 +98,7 @@ def logic(leaves: st.SearchStrategy[a.Condition], max_leaves: int) -> st.SearchS
 filters = logic(property_filters, 4)
 event_types = st.one_of(
     st.sampled_from(sorted({v.event_type for v in vocabulary.VERBS})),
-    st.text(min_size=1, max_size=12).filter(str.strip),
+    st.from_regex(vocabulary.EVENT_TYPE, fullmatch=True),  # any type an event may have
 )
 
 

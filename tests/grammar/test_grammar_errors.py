@@ -33,6 +33,9 @@ END = ("`and`", "`or`", "the end of the rule")
 ANY = object()  # the expected list is not checked for this case
 
 # (rule, line, column, message, hint, expected) of the first problem.
+TYPES = (
+    "an event type is 1-100 letters, digits, '_', '.', ':' or '-', starting with a letter or digit"
+)
 INVALID: list[tuple[str, int, int, str, str | None, object]] = [
     # ---- misspellings ----
     (
@@ -349,6 +352,8 @@ INVALID: list[tuple[str, int, int, str, str | None, object]] = [
     ),
     ("x is 1e999", 1, 6, "1e999 is too large a number", None, ()),
     ('performed ""', 1, 11, "the event type is empty", None, ()),
+    ('performed "trial started"', 1, 11, 'no event has the type "trial started"', TYPES, ()),
+    ("performed '-x'", 1, 11, "no event has the type '-x'", TYPES, ()),
     ('in segment ""', 1, 12, "the segment name is empty", None, ()),
     # ---- on other lines ----
     (

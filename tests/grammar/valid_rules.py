@@ -138,7 +138,7 @@ VALID: list[tuple[str, a.Condition]] = [
     ("signed up", ev("signed_up")),
     ("unsubscribed", ev("unsubscribed")),
     ('performed "email_opened"', ev("email_opened")),
-    ('performed "trial started"', ev("trial started")),
+    ('performed "app.login:v2"', ev("app.login:v2")),
     ('opened email "welcome"', ev("email_opened", where=cmp("campaign", "EQ", "welcome"))),
     ('visited page "/pricing"', ev("page_viewed", where=cmp("url", "EQ", "/pricing"))),
     (
