@@ -38,7 +38,7 @@ MAX_MISTAKES = 40
 LOOKAHEAD = 4  # tokens a repair must let the parser read to count as a good one
 
 UNITS = ("seconds", "minutes", "hours", "days", "weeks")
-_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\s+[A-Za-z_][A-Za-z0-9_]*)*")
+_WORD = re.compile(r"(?!\d)\w+(?:\s+(?!\d)\w+)*")
 _NUMBER_WORDS = {
     "one": 1, "once": 1, "two": 2, "twice": 2, "three": 3, "thrice": 3, "four": 4,
     "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10, "eleven": 11,

@@ -16,7 +16,7 @@ from grammar import ast as a
 from grammar.literals import LiteralError, iso_instant, parse_date
 
 E = TypeVar("E", bound=Enum)
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_IDENTIFIER = re.compile(r"(?!\d)\w+")
 
 # ---- to JSON ----
 

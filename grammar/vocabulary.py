@@ -82,4 +82,4 @@ def verb_grammar() -> str:
     """
     phrases = sorted((v.phrase for v in VERBS), key=len, reverse=True)
     alternatives = "|".join(r"\s+".join(re.escape(w) for w in p.split()) for p in phrases)
-    return f"VERB.2: /(?:{alternatives})(?![A-Za-z0-9_])/i\n"
+    return f"VERB.2: /(?:{alternatives})(?!\\w)/i\n"

@@ -23,6 +23,11 @@ def define(api, name, rule=None, **extra):
     return api("marketer").post("/v1/segments", json=body)
 
 
+def members(api, segment_id):
+    page = api("auditor").get(f"/v1/segments/{segment_id}/members").json
+    return [m["contact_id"] for m in page["members"]]
+
+
 def test_validate_gives_canonical_text_ast_and_what_the_rule_reads(api):
     response = api("marketer").post(
         "/v1/rules/validate", json={"rule": 'Opened Email IN THE LAST 7 days and country is "DE"'}
@@ -283,3 +288,24 @@ def test_members_page_by_opaque_cursor_now_and_as_of_an_instant(api, clock):
     assert all_pages(f"&at={at}") == [["c00", "c01", "c02"], ["c03", "c04", "c05"], ["c06"]]
     bad = api("auditor").get("/v1/segments/openers/members?cursor=%%%")
     assert bad.status_code == 400
+
+
+def test_properties_named_in_any_script_work_in_rules(api, clock):
+    ingest(
+        api,
+        {"contact_id": "ana", "type": "contact_updated", "properties": {"país": "ES", "größe": 3}},
+        {"contact_id": "bo", "type": "contact_updated", "properties": {"país": "DE"}},
+    )
+    rule = 'país is "es" and größe >= 3'
+    checked = api("marketer").post("/v1/rules/validate", json={"rule": rule}).json
+    assert checked["rule"] == 'país is "es" and größe >= 3'
+    assert sorted(checked["reads"]["properties"]) == ["größe", "país"]
+    assert define(api, "Spain", rule).status_code == 201  # every contact, set-wise
+    assert members(api, "spain") == ["ana"]
+    ingest(
+        api,
+        {"contact_id": "bo", "type": "contact_updated", "properties": {"país": "ES", "größe": 4}},
+    )
+    assert members(api, "spain") == ["ana", "bo"]  # one contact at a time
+    preview = api("marketer").post("/v1/segments/preview", json={"rule": rule}).json
+    assert preview["count"] == 2

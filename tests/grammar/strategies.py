@@ -34,9 +34,18 @@ def _ms(year: int) -> int:
     return int(datetime(year, 1, 1, tzinfo=UTC).timestamp()) * 1000
 
 
-names = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,11}", fullmatch=True).filter(
-    lambda n: n.lower() not in RESERVED
+# Letters of other scripts too (país, größe, город), but not the few that case-fold onto an
+# ASCII keyword's letters (the dotless i, U+0131, matches i: a property named with it and s
+# would read as `is`), nor the Kelvin and Angstrom signs.
+_LETTERS = st.characters(
+    whitelist_categories=("Ll", "Lu", "Lo"),
+    max_codepoint=0x9FFF,
+    blacklist_characters="\u0131\u0130\u017f\u212a\u212b",
 )
+names = st.one_of(
+    st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,11}", fullmatch=True),
+    st.text(_LETTERS, min_size=1, max_size=8),
+).filter(lambda n: n.lower() not in RESERVED and n.casefold() not in RESERVED)
 texts = st.text(max_size=12)
 numbers = st.one_of(
     st.integers(-(10**15), 10**15),
