@@ -26,17 +26,24 @@ DOCS_ASSETS = frozenset({"swagger-ui.css", "swagger-ui-bundle.js"})  # what DOCS
 
 
 @bp.get("/healthz")
-@operation("Liveness, and how far the projection is behind the log", None, response=s.HealthOut)
+@operation(
+    "Liveness, how far the projection is behind the log, and whether catching up fails",
+    None,
+    response=s.HealthOut,
+)
 def healthz() -> Response:
     service = services().service
     position, _ = service.projection.checkpoint()
+    failing = service.failing
     return dump(
         s.HealthOut(),
         {
-            "status": "ok",
+            "status": "ok" if failing is None else "failing",
             "log_position": service.log.last_position(),
             "projected_position": position,
             "next_deadline": service.projection.next_deadline(),
+            "failing_since": None if failing is None else failing.since,
+            "error": None if failing is None else failing.error,
         },
     )
 

@@ -418,7 +418,11 @@ class KeysOut(Schema):
 
 
 class HealthOut(Schema):
-    status = fields.String()
+    status = fields.String(
+        metadata={"description": "ok; failing: membership cannot be brought up to date"}
+    )
     log_position = fields.Integer()
     projected_position = fields.Integer()
     next_deadline = Instant(allow_none=True)
+    failing_since = Instant(allow_none=True)
+    error = fields.String(allow_none=True, metadata={"description": "the last failure, if any"})

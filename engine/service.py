@@ -97,6 +97,14 @@ class Preview:
 
 
 @dataclass(frozen=True)
+class Failure:
+    """Catching up has failed since `since`, the last time with `error`."""
+
+    since: int
+    error: str
+
+
+@dataclass(frozen=True)
 class Member:
     """A contact in a segment; `since` is known for current membership only."""
 
@@ -128,21 +136,32 @@ class Service:
         self._lock = threading.RLock()
         self._registry: tuple[int, Registry] | None = None  # a copy, and its position
         self._started = False
+        # Since when catching up fails (None: the last catch-up succeeded), for /healthz.
+        self.failing: Failure | None = None
         # (segment, T) -> the log position it was answered at, and the members
         self._answers: OrderedDict[tuple[str, int], tuple[int, list[str]]] = OrderedDict()
 
     def catch_up(self) -> int | None:
         """Apply what the log and time have brought; returns the next deadline."""
         with self._lock:
-            if not self._started:
-                self._started = True
-                if (
-                    self.projection.checkpoint()[0] == 0
-                    and self.log.last_position() >= self.rebuild_from
-                ):
-                    self._rebuild()
-            self._copy_registry()  # what readers get while this catch-up runs
-            return self.projector.advance(self.clock())
+            try:
+                if not self._started:
+                    self._started = True
+                    if (
+                        self.projection.checkpoint()[0] == 0
+                        and self.log.last_position() >= self.rebuild_from
+                    ):
+                        self._rebuild()
+                self._copy_registry()  # what readers get while this catch-up runs
+                due = self.projector.advance(self.clock())
+            except StoreBusy:
+                raise  # another writer's turn: nothing is wrong
+            except Exception as exc:
+                since = self.clock() if self.failing is None else self.failing.since
+                self.failing = Failure(since, repr(exc))
+                raise
+            self.failing = None
+            return due
 
     @property
     def registry(self) -> Registry:

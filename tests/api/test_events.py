@@ -9,6 +9,8 @@ from contextlib import closing
 
 import pytest
 
+from api.schemas import format_instant
+
 PROBLEM = "application/problem+json"
 
 
@@ -93,8 +95,6 @@ def test_bad_events_are_refused_with_the_field(api, body, field, fragment):
 
 
 def test_an_event_too_far_in_the_future_is_refused(api, clock):
-    from api.schemas import format_instant
-
     later = format_instant(clock() + 2 * 86_400_000)
     response = api("producer").post(
         "/v1/events", json={"contact_id": "c", "type": "x", "occurred_at": later}
@@ -106,8 +106,6 @@ def test_an_event_too_far_in_the_future_is_refused(api, clock):
 
 
 def test_a_batch_names_every_event_too_far_in_the_future(api, clock):
-    from api.schemas import format_instant
-
     later = format_instant(clock() + 2 * 86_400_000)
     events = [
         {"contact_id": "c", "type": "x", "occurred_at": later},
@@ -383,7 +381,7 @@ def test_a_segment_stored_but_kept_from_membership_by_another_writer_is_a_503_th
 
 
 def test_events_stored_but_not_applied_for_an_internal_error_are_a_500_that_says_so(
-    app, api, monkeypatch, caplog
+    app, api, clock, monkeypatch, caplog
 ):
     log = app.extensions["segments"].service.log
     append = log.append
@@ -394,6 +392,7 @@ def test_events_stored_but_not_applied_for_an_internal_error_are_a_500_that_says
             other.execute("DROP TABLE contacts")  # a projection damaged by hand, say
         return receipts
 
+    assert api("auditor").get("/healthz").json["status"] == "ok"
     monkeypatch.setattr(log, "append", append_then_break_the_projection)
     response = api("producer").post("/v1/events", json={"contact_id": "c-1", "type": "x"})
     assert response.status_code == 500
@@ -403,3 +402,8 @@ def test_events_stored_but_not_applied_for_an_internal_error_are_a_500_that_says
     assert "stored events could not be applied" in caplog.text
     monkeypatch.undo()
     assert log_size(api) == 1
+    health = api("auditor").get("/healthz").json  # what a monitor sees
+    assert health["status"] == "failing"
+    assert "no such table: contacts" in health["error"]
+    assert health["failing_since"] == format_instant(clock())
+    assert health["projected_position"] < health["log_position"]
