@@ -69,7 +69,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     projection = SQLiteProjectionStore(
         path, durability=durability, busy_timeout_ms=wait, autocheckpoint=auto
     )
-    service = Service(log, projection, clock, max_future_ms=app.config["MAX_FUTURE_MS"])
+    service = Service(
+        log, projection, clock, max_future_ms=app.config["MAX_FUTURE_MS"], wait_ms=wait
+    )
     scheduler = None
     if app.config["SCHEDULER"]:
         scheduler = DeadlineScheduler(service.catch_up, app.config["POLL_SECONDS"])

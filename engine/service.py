@@ -124,9 +124,13 @@ class Service:
         max_future_ms: int = DAY_MS,
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
         rebuild_from: int = REBUILD_FROM,
+        wait_ms: int = 30_000,
     ) -> None:
         self.log = log
         self.rebuild_from = rebuild_from
+        # How long a write waits for another thread's catch-up (a backlog can take a minute),
+        # as it waits for another process's writer: then it is told the database is busy.
+        self.wait_ms = wait_ms
         self.projection = projection
         self.clock = clock
         self.max_future_ms = max_future_ms
@@ -327,7 +331,7 @@ class Service:
     ) -> Segment:
         """Add contacts to, or remove them from, a static list (one atomic append)."""
         # Under the lock, so that the answer is the list as it now is, not a reader's copy.
-        with self._lock:
+        with self._waited():
             segment = self._live(segment_id)
             if segment.kind != STATIC:
                 raise Conflict("members of a dynamic segment follow its rule", id=segment_id)
@@ -367,6 +371,16 @@ class Service:
         return segment
 
     @contextlib.contextmanager
+    def _waited(self) -> Iterator[None]:
+        """The lock, waited for no longer than wait_ms; StoreBusy after that."""
+        if not self._lock.acquire(timeout=self.wait_ms / 1000):
+            raise StoreBusy(f"a catch-up held the service for over {self.wait_ms} ms")
+        try:
+            yield
+        finally:
+            self._lock.release()
+
+    @contextlib.contextmanager
     def _defining(self) -> Iterator[Unchanged]:
         """A change of definitions, decided on every definition in the log: under the lock
         (one thread of this process at a time), with the registry brought up to the log, and
@@ -374,7 +388,7 @@ class Service:
         such as "no cycle" and "no live segment refers to it" read all the definitions, so
         guarding the streams written or referred to would not do: two changes, each fine
         alone, could make a cycle together."""
-        with self._lock:
+        with self._waited():
             self.catch_up()
             # Read before the registry is (each read of it under the lock copies it afresh),
             # so that it holds at least every definition up to here.
@@ -399,7 +413,8 @@ class Service:
         the database between the append and this, or applying it may fail; the append stands
         all the same, and the caller must not be told that nothing was stored."""
         try:
-            self.catch_up()
+            with self._waited():
+                self.catch_up()
         except StoreBusy as exc:
             raise NotYetApplied(str(exc), stored) from exc
         except Exception as exc:

@@ -8,10 +8,10 @@ import threading
 
 import pytest
 
-from engine.errors import Conflict, InvalidRule, VersionMismatch
+from engine.errors import Conflict, InvalidRule, NotYetApplied, VersionMismatch
 from engine.replay import verify
 from engine.service import ContactEvent, Service
-from eventstore.interface import NewEvent
+from eventstore.interface import NewEvent, StoreBusy
 from eventstore.sqlite import SQLiteEventStore
 from eventstore.sqlite_projection import SQLiteProjectionStore
 from grammar import parse, to_json
@@ -178,3 +178,25 @@ def test_a_cycle_an_older_version_let_into_the_log_leaves_the_later_change_witho
     assert service.segment("b").current.text == "clicked email"  # its change never took
     scratch = SQLiteProjectionStore(tmp_path / "scratch.db")
     assert verify(service.log, service.projection, scratch).ok
+
+
+def test_writes_wait_for_another_thread_s_catch_up_no_longer_than_a_busy_database(tmp_path):
+    clock = HeldClock(START)
+    log = SQLiteEventStore(tmp_path / "s.db", clock)
+    service = Service(log, SQLiteProjectionStore(tmp_path / "s.db"), clock, wait_ms=200)
+    service.define_segment("Openers", "opened email")
+    clock.hold.set()
+    catching_up = threading.Thread(target=service.catch_up)  # a long backlog, say
+    catching_up.start()
+    assert clock.waiting.wait(5)
+    try:
+        with pytest.raises(NotYetApplied) as stored:
+            service.ingest([ContactEvent("c1", "email_opened", event_id="e1")])
+        assert stored.value.busy and stored.value.stored[0].position == 2
+        with pytest.raises(StoreBusy):
+            service.define_segment("Clickers", "clicked email")  # decided on nothing yet
+        assert log.last_position() == 2
+    finally:
+        clock.release.set()
+        catching_up.join(5)
+    assert [m.contact_id for m in service.members("openers")[0]] == ["c1"]
