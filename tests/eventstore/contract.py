@@ -285,8 +285,11 @@ class EventStoreContract(ABC):
             new("b", kind="other"),
             new("b", data={"v": 2}),
             new("b", "segment:s", data={"v": 1}),
+            new("b", data={"v": True}),
+            new("b", data={"v": [1]}),
+            new("b", data={"v": "1"}),
         ],
-        ids=["stream", "type", "data", "stream-of-a-segment"],
+        ids=["stream", "type", "data", "stream-of-a-segment", "true-for-1", "list", "text"],
     )
     def test_an_event_id_reused_for_another_event_stores_nothing(self, store, other):
         store.append([new("a"), new("b", data={"v": 1})])
@@ -295,9 +298,15 @@ class EventStoreContract(ABC):
         assert (info.value.index, info.value.event_id, info.value.position) == (1, "b", 2)
         assert ids(store.read()) == ["a", "b"]
 
-    def test_an_event_id_given_twice_in_a_batch_for_two_events_stores_nothing(self, store):
+    @pytest.mark.parametrize("first, second", [({"v": 1}, {"v": True}), ({"v": False}, {"v": 0})])
+    def test_an_event_id_given_twice_in_a_batch_for_two_events_stores_nothing(
+        self, store, first, second
+    ):
         with pytest.raises(EventIdReused) as info:
-            store.append([new("a"), new("b"), new("a", kind="other")])
+            store.append([new("a", data=first), new("b"), new("a", kind="other")])
+        assert (info.value.index, info.value.position) == (2, None)
+        with pytest.raises(EventIdReused) as info:
+            store.append([new("a", data=first), new("b"), new("a", data=second)])
         assert (info.value.index, info.value.position) == (2, None)
         assert store.last_position() == 0
 
