@@ -299,16 +299,9 @@ class Service:
                 dict(current.references),
             ):
                 return segment  # the rule it has (written alike or not): nothing to version
-            try:
-                self._append_definition(segment_id, SEGMENT_RULE_CHANGED, _rule_data(checked), seen)
-            except Conflict:
-                # Another process changed the segments meanwhile: if this one, the ETag is out
-                # of date (412), as it would have been found had the change come first.
-                self.catch_up()
-                now = self.segment(segment_id).version
-                if if_match is not None and now != if_match:
-                    raise VersionMismatch(if_match, now) from None
-                raise
+            self._append_definition(
+                segment_id, SEGMENT_RULE_CHANGED, _rule_data(checked), seen, if_match
+            )
             return self.segment(segment_id)
 
     def archive(self, segment_id: str, if_match: int | None = None) -> Segment:
@@ -323,7 +316,7 @@ class Service:
                     f"the segment is used by {', '.join(users)}; change their rules first",
                     id=segment_id,
                 )
-            self._append_definition(segment_id, SEGMENT_ARCHIVED, {}, seen)
+            self._append_definition(segment_id, SEGMENT_ARCHIVED, {}, seen, if_match)
             return self.segment(segment_id)
 
     def edit_static(
@@ -396,12 +389,24 @@ class Service:
             yield Unchanged(seen, SEGMENT_STREAM, DEFINITION_TYPES)
 
     def _append_definition(
-        self, segment_id: str, event_type: str, data: dict, seen: Unchanged
+        self,
+        segment_id: str,
+        event_type: str,
+        data: dict,
+        seen: Unchanged,
+        if_match: int | None = None,
     ) -> None:
         event = NewEvent(self.new_id(), segment_stream(segment_id), event_type, data)
         try:
             self.log.append([event], unchanged=seen)
         except ConcurrencyError as exc:
+            if if_match is not None:
+                # Another process changed the segments meanwhile: if this one, the ETag is out
+                # of date (412), as it would have been found had that change come first.
+                self.catch_up()
+                now = self.segment(segment_id).version
+                if now != if_match:
+                    raise VersionMismatch(if_match, now) from None
             raise Conflict(
                 "the segments changed meanwhile (another process); read them again and retry",
                 stream=exc.stream,

@@ -158,6 +158,13 @@ def test_a_change_refused_for_another_process_s_change_of_the_same_segment_is_a_
         two.change_rule("a", "purchased", if_match=1)
     assert (info.value.expected, info.value.actual) == (1, 2)
 
+    # An archive guarded by the version it read, likewise.
+    _first(two, lambda: one.change_rule("a", "purchased", if_match=2))
+    with pytest.raises(VersionMismatch) as info:
+        two.archive("a", if_match=2)
+    assert (info.value.expected, info.value.actual) == (2, 3)
+    assert one.segment("a").archived_at is None
+
 
 def test_a_cycle_an_older_version_let_into_the_log_leaves_the_later_change_without_effect(
     tmp_path,
