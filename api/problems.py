@@ -114,7 +114,7 @@ def engine_problem(exc: EngineError) -> Problem:
             503,
             "Stored, not applied yet",
             f"{exc.message}: the change was stored, and membership will be brought up to date"
-            " shortly; do not send it again, read the segment instead",
+            " within a second or two; do not send it again, read the segment after Retry-After",
             headers={"Retry-After": "1"},
         )
     if isinstance(exc, Conflict):

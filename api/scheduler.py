@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -30,6 +30,7 @@ class DeadlineScheduler:
         self._running = threading.Lock()
         self._armed: int | None = None
         self._extra: list[tuple[float, Callable[[], None], str]] = []
+        self._retry_seconds = 1.0
 
     def start(self) -> None:
         """Start, and at once process whatever fell due while the service was down."""
@@ -81,10 +82,13 @@ class DeadlineScheduler:
             if self._armed is not None and self._armed <= due:
                 return
             self._armed = due
+        self._arm(datetime.fromtimestamp(due / 1000, UTC))
+
+    def _arm(self, run_date: datetime) -> None:
         self._scheduler.add_job(
             self._run,
             "date",
-            run_date=datetime.fromtimestamp(due / 1000, UTC),
+            run_date=run_date,
             id=JOB,
             replace_existing=True,
             misfire_grace_time=None,
@@ -101,8 +105,15 @@ class DeadlineScheduler:
         try:
             due = self._catch_up()
         except Exception:
-            log.exception("processing deadlines failed; retrying at the next poll")
+            # Soon, not at the next poll: a write answered "stored, not applied yet" waits for
+            # this (another process held the database); backing off for a lasting failure.
+            retry = self._retry_seconds
+            self._retry_seconds = min(retry * 2, self._poll_seconds)
+            log.exception("processing deadlines failed; retrying in %s s", retry)
+            if self._scheduler.running:
+                self._arm(datetime.now(UTC) + timedelta(seconds=retry))
             return
         finally:
             self._running.release()
+        self._retry_seconds = 1.0
         self.wake_at(due)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
+import time
 
 from api.scheduler import DeadlineScheduler
 
@@ -62,3 +64,28 @@ def test_jobs_due_while_a_long_run_lasts_neither_wait_nor_warn(caplog):
         finally:
             scheduler.shutdown()
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+def test_a_failed_catch_up_is_retried_within_a_second_not_at_the_next_poll(caplog):
+    """A write answered "stored, not applied yet" (another process held the database) waits
+    for this retry; a lasting failure backs off towards the poll interval."""
+    runs: list[float] = []
+    applied = threading.Event()
+
+    def catch_up() -> int | None:
+        runs.append(time.monotonic())
+        if len(runs) < 3:
+            raise TimeoutError("database is locked")
+        applied.set()
+        return None
+
+    scheduler = DeadlineScheduler(catch_up, poll_seconds=3600)
+    with caplog.at_level(logging.ERROR, logger="api.scheduler"):
+        scheduler.start()
+        try:
+            assert applied.wait(10)
+        finally:
+            scheduler.shutdown()
+    gaps = [b - a for a, b in itertools.pairwise(runs)]
+    assert 0.9 < gaps[0] < 1.9 <= gaps[1] < 30, gaps  # a second, then two; the poll: an hour
+    assert "retrying in 1.0 s" in caplog.text
