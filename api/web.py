@@ -254,9 +254,11 @@ def _float(text: str, unheld: list[_Unheld]) -> Any:
 def _int(text: str, unheld: list[_Unheld]) -> Any:
     """A JSON integer; beyond 64 bits SQLite would hold it as a double (rounded), while the
     evaluator of one contact read it exactly, and their answers would differ."""
-    number = int(text)
-    if -(2**63) <= number < 2**63:
-        return number
+    # Past 20 digits it is beyond 64 bits anyway; past 4,300, int() refuses to read it at all.
+    if len(text.lstrip("-")) <= 20:
+        number = int(text)
+        if -(2**63) <= number < 2**63:
+            return number
     found = _Unheld(text)
     found.why = "an integer beyond 64 bits: send it as text, or as a decimal number"
     unheld.append(found)

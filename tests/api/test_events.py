@@ -161,7 +161,8 @@ def test_integers_of_64_bits_and_doubles_are_taken(api, number, status):
 
 @pytest.mark.parametrize(
     "number",
-    ["1e400", "-2.5E+999", "9223372036854775808", "-18446744073709551617"],
+    ["1e400", "-2.5E+999", "9223372036854775808", "-18446744073709551617", "7" * 5000],
+    ids=["1e400", "-2.5E+999", "2**63", "-2**64-1", "5000-digits"],
 )
 def test_a_number_the_service_cannot_hold_is_422_at_its_place(api, number):
     body = '{"events": [{"contact_id": "c", "type": "x"}, {"contact_id": "c", "type": "purchased",'
@@ -172,7 +173,7 @@ def test_a_number_the_service_cannot_hold_is_422_at_its_place(api, number):
     problem = response.json
     assert response.status_code == 422
     assert problem["errors"][0]["field"] == "events.1.properties.amount.1"
-    assert number in problem["detail"]
+    assert number[:40] in problem["detail"]
     assert log_size(api) == 0
 
 
