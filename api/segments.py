@@ -4,6 +4,7 @@ transitions and explanations."""
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import asdict
 from typing import Any
 
@@ -24,7 +25,7 @@ from api.web import (
     services,
     whole_number,
 )
-from engine.errors import NotYetApplied
+from engine.errors import NotYetApplied, VersionMismatch
 from engine.evaluate import Explanation
 from engine.segments import Segment
 from grammar import ast as a
@@ -187,13 +188,13 @@ def get_segment(segment_id: str) -> Response:
 )
 def put_segment(segment_id: str) -> Response:
     body = json_body(s.RuleIn())
-    if_match = _if_match()
+    if_match = _if_match(segment_id)
     segment = services().service.change_rule(segment_id, body["rule"], if_match)
     schedule_next()
     return dump(s.SegmentOut(), segment_json(segment), headers=_etag(segment))
 
 
-def _if_match(required: bool = True) -> int | None:
+def _if_match(segment_id: str, required: bool = True) -> int | None:
     """The version If-Match names (None: any, or, if not required, no header)."""
     header = request.headers.get("If-Match")
     if header is None:
@@ -207,13 +208,31 @@ def _if_match(required: bool = True) -> int | None:
     text = header.strip()
     if text == "*":
         return None
-    if text.startswith("W/"):
-        # If-Match compares strongly (RFC 9110, 13.1.1): a weak ETag matches nothing.
-        raise Problem(412, "The segment has changed", "a weak ETag never matches If-Match")
-    version = whole_number(text.removeprefix('"').removesuffix('"'))
-    if version is None:
-        raise Problem(400, "Invalid If-Match", 'If-Match is an ETag such as "3"')
-    return version
+    if not _ETAG_LIST.fullmatch(text):
+        raise Problem(400, "Invalid If-Match", 'If-Match is * or ETags such as "3", "4"')
+    # Compared strongly (RFC 9110, 13.1.1): a weak ETag matches nothing, and "01" is not "1".
+    versions = [
+        version
+        for weak, tag in _ETAG.findall(text)
+        if not weak and (version := whole_number(tag)) is not None and str(version) == tag
+    ]
+    segment = services().service.segment(segment_id)
+    current = segment.version
+    if current in versions or segment.archived_at is not None:
+        return current  # the engine checks it again under its lock (and refuses an archived one)
+    if versions:
+        raise VersionMismatch(versions[0], current)
+    raise Problem(
+        412,
+        "The segment has changed",
+        f'no ETag in If-Match is the segment\'s ("{current}"); a weak ETag never matches',
+        current_version=current,
+    )
+
+
+_ETAG = re.compile(r'(W/)?"([^"]*)"')
+_ONE_ETAG = r'(?:W/)?"[\x21\x23-\x7e\x80-\xff]*"'
+_ETAG_LIST = re.compile(rf"{_ONE_ETAG}(?:[ \t]*,[ \t]*{_ONE_ETAG})*")
 
 
 @bp.delete("/v1/segments/<segment_id>")
@@ -226,7 +245,7 @@ def _if_match(required: bool = True) -> int | None:
     headers={"If-Match": (False, "archive only if the segment is at this ETag's version")},
 )
 def archive_segment(segment_id: str) -> Response:
-    segment = services().service.archive(segment_id, _if_match(required=False))
+    segment = services().service.archive(segment_id, _if_match(segment_id, required=False))
     schedule_next()
     return dump(s.SegmentOut(), segment_json(segment))
 
