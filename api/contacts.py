@@ -17,21 +17,21 @@ def _segment_row(segment: Segment, since: int | None) -> dict:
 
 @bp.get("/v1/contacts/<contact_id>")
 @operation(
-    "A contact's properties now and its current segments",
+    "A contact's properties now and its current segments (also one only a static list names)",
     "read",
     response=s.ContactOut,
     errors=(404,),
 )
 def get_contact(contact_id: str) -> Response:
     service = services().service
-    properties, stored = service.contact(contact_id)
-    current = service.contact_segments(contact_id)
+    properties, stored, current = service.contact(contact_id)
     return dump(
         s.ContactOut(),
         {
             "contact_id": contact_id,
             "properties": properties,
-            "exists_from": min(e.occurred_at for e in stored),
+            # None for a contact only a static list names: it has done nothing yet.
+            "exists_from": min((e.occurred_at for e in stored), default=None),
             "event_count": len(stored),
             "segments": [_segment_row(seg, since) for seg, since in current],
         },

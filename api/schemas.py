@@ -389,7 +389,7 @@ class ContactSegmentsOut(Schema):
 class ContactOut(Schema):
     contact_id = fields.String()
     properties = fields.Dict()
-    exists_from = Instant()
+    exists_from = Instant(allow_none=True)
     event_count = fields.Integer()
     segments = fields.List(fields.Nested(ContactSegmentOut))
 

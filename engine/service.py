@@ -484,19 +484,28 @@ class Service:
 
     # ---- contacts and the log ----
 
-    def contact(self, contact: str) -> tuple[dict[str, Any], list[StoredEvent]]:
-        """A contact's properties now, and its events; NotFound if it has none."""
+    def contact(
+        self, contact: str
+    ) -> tuple[dict[str, Any], list[StoredEvent], list[tuple[Segment, int | None]]]:
+        """A contact's properties now, its events and its segments now; NotFound if it has
+        no events and is in no static list."""
         stored = self.log.read_stream(CONTACT_STREAM + contact)
-        if not stored:
+        current = self.contact_segments(contact)
+        if not stored and not current:
             raise NotFound(f'there is no contact "{contact}"', id=contact)
         history = History(to_event(s) for s in stored)
-        return history.properties_at(self.clock()), stored
+        return history.properties_at(self.clock()), stored, current
 
     def contact_events(self, contact: str, after: int = 0, limit: int = 100) -> list[StoredEvent]:
-        """A page of a contact's events after a version; NotFound if it has none."""
+        """A page of a contact's events after a version; NotFound if it has none and is in no
+        static list."""
         stream = CONTACT_STREAM + contact
         page = self.log.read_stream(stream, after, limit)
-        if not page and (after == 0 or self.log.stream_version(stream) == 0):
+        if (
+            not page
+            and (after == 0 or self.log.stream_version(stream) == 0)
+            and not self.contact_segments(contact)
+        ):
             raise NotFound(f'there is no contact "{contact}"', id=contact)
         return page
 

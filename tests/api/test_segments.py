@@ -238,6 +238,17 @@ def test_static_lists_follow_their_edits(api):
     api("marketer").post("/v1/segments/vip/members", json={"remove": ["bob"]})
     members = api("auditor").get("/v1/segments/vip/members").json["members"]
     assert [m["contact_id"] for m in members] == ["ann"]
+    # A contact only a list names (no event yet) is a contact all the same.
+    ann = api("auditor").get("/v1/contacts/ann")
+    assert ann.status_code == 200, ann.json
+    assert (ann.json["event_count"], ann.json["exists_from"], ann.json["properties"]) == (
+        0,
+        None,
+        {},
+    )
+    assert [seg["id"] for seg in ann.json["segments"]] == ["vip"]
+    assert api("auditor").get("/v1/contacts/ann/events").json["events"] == []
+    assert api("auditor").get("/v1/contacts/bob").status_code == 404  # removed: in no list
     assert api("marketer").post("/v1/segments/vip/members", json={}).status_code == 422
     define(api, "Buyers", "purchased")
     assert (
