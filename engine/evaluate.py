@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from engine.history import Event, History
-from engine.values import compare, instant_of, is_number
+from engine.values import average, compare, instant_of, is_number, total
 from grammar import ast as a
 
 Next = int | None
@@ -282,11 +282,11 @@ class AggregateNode(_EventLeaf):
         used = [e for e in events[lo:hi] if is_number(e.data.get(self.prop))]
         numbers = [e.data[self.prop] for e in used]
         if self.func is a.AggregateFunc.TOTAL:
-            return sum(numbers), used
+            return total(numbers), used
         if not numbers:
             return None, used
         if self.func is a.AggregateFunc.AVERAGE:
-            return sum(numbers) / len(numbers), used
+            return average(numbers), used
         if self.func is a.AggregateFunc.MINIMUM:
             return min(numbers), used
         return max(numbers), used

@@ -17,7 +17,7 @@ from functools import cached_property
 from typing import Any, Protocol
 
 from engine.evaluate import COUNT_TESTS, compile_filter, compile_value_test
-from engine.values import compare, instant_of, is_number
+from engine.values import compare, instant_of, is_number, sum_compares
 from eventstore.population import EventRange, PopulationQueries
 from eventstore.projection import ContactReads
 from grammar import ast as a
@@ -273,7 +273,12 @@ class SetEvaluator:
                 numbers.setdefault(contact, []).append(value)
 
         def holds(values: list[float]) -> bool:
-            return compare(_aggregate(node.func, values), node.op, node.value)
+            if node.func is a.AggregateFunc.MINIMUM:
+                return compare(min(values, default=None), node.op, node.value)
+            if node.func is a.AggregateFunc.MAXIMUM:
+                return compare(max(values, default=None), node.op, node.value)
+            mean = node.func is a.AggregateFunc.AVERAGE
+            return sum_compares(values, mean, node.op, node.value)
 
         members = self._split(holds, numbers, [])
         bounds: Bounds = {}
@@ -438,15 +443,3 @@ def _memoized(test: Callable[[Any, int], bool], t: int) -> Callable[[Any], bool]
             return test(value, t)
 
     return holds
-
-
-def _aggregate(func: a.AggregateFunc, values: list[float]) -> float | None:
-    if func is a.AggregateFunc.TOTAL:
-        return sum(values)
-    if not values:
-        return None
-    if func is a.AggregateFunc.AVERAGE:
-        return sum(values) / len(values)
-    if func is a.AggregateFunc.MINIMUM:
-        return min(values)
-    return max(values)

@@ -40,7 +40,7 @@ from engine.timeline_steps import (
     last_of_runs,
     segmented_cumsum,
 )
-from engine.values import compare, instant_of, is_number
+from engine.values import average, compare, instant_of, is_number, total
 from grammar import ast as a
 
 ALL, WINDOW = "all", "window"
@@ -499,10 +499,7 @@ class _ExactCheck:
                 continue
             value = self.found.value(int(self.ids[np.searchsorted(self.found.rows, row)]))
             numbers.append(value)
-        if node.func is a.AggregateFunc.TOTAL:
-            result: Any = sum(numbers)
-        else:
-            result = sum(numbers) / len(numbers) if numbers else None
+        result = total(numbers) if node.func is a.AggregateFunc.TOTAL else average(numbers)
         return compare(result, node.op, node.value)
 
 

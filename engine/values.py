@@ -7,7 +7,10 @@ every negative operator is the negation of its positive twin.
 from __future__ import annotations
 
 import math
+import sys
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
+from decimal import Context, Decimal
 from functools import lru_cache
 from typing import Any
 
@@ -24,6 +27,50 @@ def is_number(value: Any) -> bool:
         and not isinstance(value, bool)
         and not (isinstance(value, float) and math.isnan(value))
     )
+
+
+# Enough digits for any sum of doubles to be exact (they span about 650 decimal places), so
+# that the result is rounded once, to a float; digits unused cost nothing.
+_SUMS = Context(prec=800)
+
+
+def total(numbers: Sequence[int | float]) -> int | float:
+    """The sum of numbers as they are written: 10.1 + 20.2 is 30.3, where adding the binary
+    floats gives 30.299999999999997 (and `total amount >= 30.3` would not hold)."""
+    if all(type(x) is int for x in numbers):
+        return sum(numbers)
+    return float(_exact_sum(numbers))
+
+
+def average(numbers: Sequence[int | float]) -> float | None:
+    """The mean of numbers as they are written, rounded once; None for none."""
+    if not numbers:
+        return None
+    return float(_SUMS.divide(_exact_sum(numbers), len(numbers)))
+
+
+def sum_compares(numbers: Sequence[int | float], mean: bool, op: CompareOp, literal: Any) -> bool:
+    """compare(total(numbers) or average(numbers), op, literal), adding up exactly only when
+    the binary sum lies too near the literal to tell (it costs a tenth as much)."""
+    if numbers and is_number(literal) and not all(type(x) is int for x in numbers):
+        # Each number as written is within half an ulp of its float, and math.fsum is rounded
+        # once: the two sums differ by less than eps * sum(|x|); the rounding of either, once
+        # more.
+        approx = math.fsum(numbers)
+        margin = 2 * sys.float_info.epsilon * math.fsum(map(abs, numbers))
+        if mean:
+            approx, margin = approx / len(numbers), margin / len(numbers)
+        if abs(approx - literal) > margin:
+            return compare(approx, op, literal)
+    return compare(average(numbers) if mean else total(numbers), op, literal)
+
+
+def _exact_sum(numbers: Sequence[int | float]) -> Decimal:
+    found = Decimal(0)
+    for x in numbers:
+        # repr: the shortest text that reads back as the float, as the producer sent it
+        found = _SUMS.add(found, Decimal(x) if type(x) is int else Decimal(repr(x)))
+    return found
 
 
 @lru_cache(maxsize=65_536)

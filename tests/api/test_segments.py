@@ -340,3 +340,22 @@ def test_properties_named_in_any_script_work_in_rules(api, clock):
     assert members(api, "spain") == ["ana", "bo"]  # one contact at a time
     preview = api("marketer").post("/v1/segments/preview", json={"rule": rule}).json
     assert preview["count"] == 2
+
+
+def test_totals_add_up_the_amounts_as_written(api):
+    # 10.1 + 20.2 in binary floats is 30.299999999999997: short of 30.3 by a rounding error.
+    ingest(
+        api,
+        {"contact_id": "ann", "type": "purchased", "properties": {"amount": 10.1}},
+        {"contact_id": "ann", "type": "purchased", "properties": {"amount": 20.2}},
+        {"contact_id": "bob", "type": "purchased", "properties": {"amount": 30.29}},
+    )
+    rule = "total amount of purchased >= 30.3"
+    preview = api("marketer").post("/v1/segments/preview", json={"rule": rule}).json
+    assert (preview["count"], preview["sample"]) == (1, ["ann"])
+    define(api, "Big spenders", rule)
+    members = api("auditor").get("/v1/segments/big-spenders/members").json["members"]
+    assert [m["contact_id"] for m in members] == ["ann"]
+    define(api, "Average", "average amount of purchased = 15.15")
+    members = api("auditor").get("/v1/segments/average/members").json["members"]
+    assert [m["contact_id"] for m in members] == ["ann"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from datetime import UTC, datetime
+from fractions import Fraction
 from typing import Any
 
 from engine.history import Event
@@ -180,12 +181,14 @@ def holds(rule: a.Condition, events: list[Event], t: int, seg: SegmentOracle | N
     if isinstance(rule, a.Aggregate):
         chosen = in_window(selected(rule.event, events, t), rule.window, t)
         numbers = [e.data[rule.prop] for e in chosen if _number(e.data.get(rule.prop))]
+        # Sums of the numbers as written (10.1 + 20.2 is 30.3), rounded once.
+        exact = sum(Fraction(repr(x)) for x in numbers)
         if rule.func is a.AggregateFunc.TOTAL:
-            result: Any = sum(numbers)
+            result: Any = int(exact) if all(type(x) is int for x in numbers) else float(exact)
         elif not numbers:
             result = None
         elif rule.func is a.AggregateFunc.AVERAGE:
-            result = sum(numbers) / len(numbers)
+            result = float(exact / len(numbers))
         elif rule.func is a.AggregateFunc.MINIMUM:
             result = min(numbers)
         else:

@@ -34,8 +34,12 @@ PAYLOADS = {
     "purchased": st.fixed_dictionaries(
         {},
         optional={
+            # Prices in cents, whose binary sums miss the totals written (10.1 + 20.2).
             "amount": st.one_of(
-                st.integers(0, 200), st.floats(0, 200, allow_nan=False), st.just("12")
+                st.integers(0, 200),
+                st.floats(0, 200, allow_nan=False),
+                st.sampled_from([10.1, 20.2, 0.7, 0.1, 19.99, 30.01]),
+                st.just("12"),
             )
         },
     ),
@@ -115,7 +119,7 @@ aggregates = st.builds(
     _selector_for("purchased"),
     st.none() | durations,
     st.sampled_from(list(a.CompareOp)),
-    st.sampled_from([0, 40, 50.5, 100, 150]),
+    st.sampled_from([0, 40, 50.5, 100, 150, 30.3, 0.8, 50, 15.15]),
 )
 recencies = st.builds(
     a.Recency,

@@ -367,15 +367,22 @@ def _same(left, right) -> bool:
 @pytest.mark.parametrize(
     ("rule", "amounts", "expected"),
     [
-        ("total amount of purchased >= 0.3", [0.1, 0.2], True),  # 0.30000000000000004
-        ("total amount of purchased = 0.3", [0.1, 0.2], False),
-        ("total amount of purchased = 0.6", [0.1, 0.2, 0.3], False),  # 0.6000000000000001
-        ("total amount of purchased <= 0.6", [0.3, 0.2, 0.1], True),  # 0.6 exactly
-        ("average amount of purchased = 0.2", [0.1, 0.2, 0.3], False),
+        # Floats add these up to 0.30000000000000004, 0.6000000000000001, 30.299999999999997
+        # and 0.7999999999999999; a marketer adds up the numbers as written.
+        ("total amount of purchased >= 0.3", [0.1, 0.2], True),
+        ("total amount of purchased = 0.3", [0.1, 0.2], True),
+        ("total amount of purchased = 0.6", [0.1, 0.2, 0.3], True),
+        ("total amount of purchased <= 0.6", [0.3, 0.2, 0.1], True),
+        ("total amount of purchased >= 30.3", [10.1, 20.2], True),
+        ("total amount of purchased >= 0.8", [0.7, 0.1], True),
+        ("total amount of purchased > 0.8", [0.7, 0.1], False),
+        ("average amount of purchased = 0.2", [0.1, 0.2, 0.3], True),
+        ("average amount of purchased < 15.15", [10.1, 20.2], False),
         ("total amount of purchased != 10", [4, 6], False),
+        ("total amount of purchased = 10", [4, 6.0], True),
     ],
 )
-def test_sums_as_python_adds_them(tmp_path, rule, amounts, expected):
+def test_sums_of_the_numbers_as_written(tmp_path, rule, amounts, expected):
     rows = [("c1", "purchased", BASE + i, BASE + i, {"amount": x}) for i, x in enumerate(amounts)]
     log = _store(tmp_path, rows)
     queries = log.population()

@@ -1,0 +1,48 @@
+"""Totals and averages add up the numbers as they are written, and the quick comparison of a
+sum with a literal always agrees with the exact one."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from engine.values import average, compare, sum_compares, total
+from grammar.ast import CompareOp
+
+cents = st.integers(-100_000, 100_000).map(lambda c: c / 100)
+amounts = st.lists(
+    st.one_of(cents, st.integers(-1000, 1000), st.floats(-1e6, 1e6, allow_nan=False)),
+    max_size=8,
+)
+
+
+def exact(numbers: list) -> Fraction:
+    return sum((Fraction(repr(x)) for x in numbers), Fraction(0))
+
+
+def test_sums_of_cents_are_the_sums_written():
+    assert total([10.1, 20.2]) == 30.3 and sum([10.1, 20.2]) != 30.3
+    assert total([0.7, 0.1]) == 0.8
+    assert average([0.1, 0.2, 0.3]) == 0.2
+    assert total([4, 6]) == 10 and type(total([4, 6])) is int
+    assert (total([]), average([])) == (0, None)
+
+
+@given(amounts)
+def test_a_total_is_the_exact_sum_rounded_once(numbers):
+    assert total(numbers) == float(exact(numbers))
+    if numbers:
+        assert average(numbers) == float(exact(numbers) / len(numbers))
+
+
+@given(amounts, st.booleans(), st.sampled_from(list(CompareOp)), st.data())
+def test_the_quick_comparison_agrees_with_the_exact_one(numbers, mean, op, data):
+    # Literals at the exact sum and a hair either side of it: where the binary sum misleads.
+    near = float(exact(numbers) / (len(numbers) if mean and numbers else 1))
+    literal = data.draw(
+        st.sampled_from([near, near * (1 + 2e-16), near * (1 - 2e-16), near + 0.01, 0, "x"])
+    )
+    expected = compare(average(numbers) if mean else total(numbers), op, literal)
+    assert sum_compares(numbers, mean, op, literal) == expected
