@@ -40,6 +40,10 @@ class NoSuchInstant(ValueError):
     """An instant written as one should be that names a day or time that does not exist."""
 
 
+# Instants are Unix time (RULES.md: UTC in milliseconds), which has no leap seconds.
+NO_SUCH_INSTANT = "a day, a time of day or an offset that does not exist (no leap seconds here)"
+
+
 # RFC 3339's profile of ISO-8601, which the API writes; Python's fromisoformat also reads
 # others (2026-11-24T10Z, 20261124T100000Z) that many a client's parser does not.
 INSTANT_SHAPE = re.compile(
@@ -101,7 +105,7 @@ class Instant(fields.Field):
 
     default_error_messages = {
         "invalid": "not an ISO-8601 instant with a time zone, such as 2026-11-20T09:15:00.250Z",
-        "no_such": "names a day or a time of day that does not exist",
+        "no_such": f"names {NO_SUCH_INSTANT}",
         "range": "outside the years 0001-9999 in UTC",
     }
 

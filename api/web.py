@@ -18,7 +18,7 @@ from flask import Response, current_app, g, request
 from marshmallow import Schema
 
 from api.problems import Problem
-from api.schemas import InstantOutOfRange, NoSuchInstant, parse_instant
+from api.schemas import NO_SUCH_INSTANT, InstantOutOfRange, NoSuchInstant, parse_instant
 from engine.service import Service
 from eventstore.sqlite_keys import SQLiteKeyStore
 
@@ -348,7 +348,7 @@ def instant_arg(name: str = "at") -> int | None:
         message = "outside the years 0001-9999 in UTC"
         raise bad_query(name, message, f"{name} lies {message}") from exc
     except NoSuchInstant as exc:
-        message = "a day or a time of day that does not exist"
+        message = NO_SUCH_INSTANT
         raise bad_query(name, message, f"{name} names {message}") from exc
     except ValueError as exc:
         message = "not an ISO-8601 instant with a time zone"

@@ -87,13 +87,15 @@ def test_an_offset_with_seconds_is_no_iso_8601_instant(api):
         ("2026-11-24 10:00:00Z", "not an ISO-8601 instant"),
         ("2026-02-29T00:00:00Z", "does not exist"),
         ("2026-11-24T24:00:00Z", "does not exist"),
+        ("2016-12-31T23:59:60Z", "no leap seconds"),
+        ("2026-11-24T10:00:00+99:99", "offset that does not exist"),
         ("0000-12-31T23:59:59Z", "outside the years 0001-9999"),
     ],
 )
 def test_an_instant_is_read_alike_in_a_query_and_in_a_body(api, text, message):
     """One reading of instants (RFC 3339's), wherever they come in."""
     api("marketer").post("/v1/segments", json={"name": "Openers", "rule": "opened email"})
-    url = f"/v1/segments/openers/members?at={text.replace(' ', '%20')}"
+    url = f"/v1/segments/openers/members?at={text.replace(' ', '%20').replace('+', '%2B')}"
     problem(api("auditor").get(url), 400, "at", message)
     before = log_size(api)
     response = api("producer").post(
