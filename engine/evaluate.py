@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from engine.history import Event, History
-from engine.values import average, compare, instant_of, is_number, total
+from engine.values import average, compare, instant_of, is_number, sum_compares, total
 from grammar import ast as a
 
 Next = int | None
@@ -276,10 +276,13 @@ class AggregateNode(_EventLeaf):
         self.op = node.op
         self.value = node.value
 
-    def _aggregate(self, events: list[Event], times: list[int], t: int) -> tuple[Any, list]:
+    def _used(self, events: list[Event], times: list[int], t: int) -> list[Event]:
         hi = bisect.bisect_right(times, t)
         lo = 0 if self.window is None else bisect.bisect_right(times, t - self.window)
-        used = [e for e in events[lo:hi] if is_number(e.data.get(self.prop))]
+        return [e for e in events[lo:hi] if is_number(e.data.get(self.prop))]
+
+    def _aggregate(self, events: list[Event], times: list[int], t: int) -> tuple[Any, list]:
+        used = self._used(events, times, t)
         numbers = [e.data[self.prop] for e in used]
         if self.func is a.AggregateFunc.TOTAL:
             return total(numbers), used
@@ -292,6 +295,10 @@ class AggregateNode(_EventLeaf):
         return max(numbers), used
 
     def _test(self, events: list[Event], times: list[int], t: int) -> bool:
+        if self.func in (a.AggregateFunc.TOTAL, a.AggregateFunc.AVERAGE):
+            numbers = [e.data[self.prop] for e in self._used(events, times, t)]
+            mean = self.func is a.AggregateFunc.AVERAGE
+            return sum_compares(numbers, mean, self.op, self.value)
         return compare(self._aggregate(events, times, t)[0], self.op, self.value)
 
     def evaluate(self, ctx: Context, t: int) -> Outcome:
