@@ -183,7 +183,12 @@ def get_segment(segment_id: str) -> Response:
     body=s.RuleIn,
     response=s.SegmentOut,
     errors=(400, 404, 409, 412, 422, 428),
-    headers={"If-Match": (True, 'the ETag of the version read, such as "1"; * for any')},
+    headers={
+        "If-Match": (
+            True,
+            'the ETag of the version read, such as "1" (or a list: "1", "2"); * for any',
+        )
+    },
     response_headers={"ETag": ETAG},
 )
 def put_segment(segment_id: str) -> Response:
