@@ -18,12 +18,11 @@ DAY_MS = 86_400_000
 FIRST_INSTANT = (datetime(1, 1, 1, tzinfo=UTC) - EPOCH) // MS
 LAST_INSTANT = (datetime(9999, 12, 31, 23, 59, 59, 999_000, tzinfo=UTC) - EPOCH) // MS
 ID = validate.Length(min=1, max=200)
-MAX_PROPERTY_NAME = 200
 MAX_NESTING = 32  # of objects and arrays in a property's value
 EVENT_TYPE = validate.Regexp(
     rf"^{vocabulary.EVENT_TYPE.pattern}\Z", error=vocabulary.EVENT_TYPE_TEXT
 )
-NO_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+NO_CONTROL = vocabulary.CONTROL
 NAME_TEXT = validate.Regexp(r"^[^\x00-\x1f\x7f]*\Z", error="a name has no control characters")
 # Text of several lines: tabs and line breaks, but no other control character.
 TEXT = validate.Regexp(
@@ -151,12 +150,9 @@ class Properties(fields.Dict):
             raise self.make_error("invalid")
         # The names are checked in one pass, not as a field each: a batch holds thousands.
         for name, item in value.items():  # JSON names are text
-            if not 1 <= len(name) <= MAX_PROPERTY_NAME:
-                raise ValidationError(
-                    f"a property name has 1-{MAX_PROPERTY_NAME} characters, not {len(name)}"
-                )
-            if NO_CONTROL.search(name):
-                raise ValidationError(f"the property name {name!r} has a control character")
+            problem = vocabulary.property_name_problem(name)
+            if problem is not None:
+                raise ValidationError(problem)
             if isinstance(item, dict | list) and _nesting(item) > MAX_NESTING:
                 raise ValidationError(
                     f"the value of {name!r} is nested more than {MAX_NESTING} levels deep"

@@ -18,6 +18,12 @@ Language notes (what RULES.md leaves open, decided here)
   `last`, `first`, `total`, `average`, `minimum`, `maximum`, `in`, `performed`,
   `activity`, and the one-word verbs `purchased` and `unsubscribed`); anywhere else, such
   as `segment is "x"` or after `total`, the word is a property name.
+- `property "<name>"` names any property where a bare name may stand: one that is not a
+  word (`property "lead score" >= 50`, `total property "order value" of purchased > 9`)
+  or is a keyword there (`property "total" > 1`). The canonical text writes a name bare
+  wherever the parser reads it as a name, quoted elsewhere; `property` alone is a property
+  named property. A name with `"` or `\\` cannot be named (SQLite's JSON paths cannot
+  spell it); control characters and names over 200 characters are refused as at ingest.
 - Event clauses: `<event> ["text"] [where ...] [count] [window]`, the count and the window
   in either order. Windows: `within N units`, `in the last N units`, `less than N units
   ago`. Counts: `at least|at most|exactly|more than|fewer than K time(s)`; `less than K

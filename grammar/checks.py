@@ -9,7 +9,7 @@ from lark import Tree
 
 from grammar import ast as a
 from grammar.errors import Problem
-from grammar.formatter import format_value
+from grammar.formatter import format_rule, format_value
 from grammar.literals import DAY_MS
 
 MAX_RULE_LENGTH = 4_000
@@ -177,7 +177,7 @@ def _between_problems(node: a.Between) -> Iterator[Problem]:
         yield _at(
             node,
             "the bounds of between are reversed, so nothing is between them",
-            f"write {node.prop} between {format_value(high)} and {format_value(low)}",
+            f"write {format_rule(a.Between(node.prop, high, low))}",
         )
 
 

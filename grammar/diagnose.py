@@ -123,6 +123,8 @@ _ORDER = [
 def expected_words(accepts: Iterable[str]) -> tuple[str, ...]:
     """What the parser could take, as phrases a marketer reads: `a number`, `and`, ..."""
     left = set(accepts)
+    if "NAME" in left:
+        left.discard("PROPERTY")  # `property "..."` is a property name too, quoted
     phrases: list[str] = []
     for needs, covers, words in _GROUPS:
         if needs <= left:
@@ -529,6 +531,15 @@ class _Diagnosis:
         )
         return live.match_examples(_raise_example, CATALOGUE, use_accepts=True)
 
+    def _name_with(self, start: int) -> str | None:
+        """A hint for a property name that goes on past a word (`lead-score`), if one does."""
+        previous = self.history[-1] if self.history else None
+        if previous is None or previous.type != "NAME" or previous.end_pos != start:
+            return None
+        name = re.match(r"[^\s(),]+", self.text[previous.start_pos :])
+        assert name is not None
+        return f'for a property named "{name.group()}", write property "{name.group()}"'
+
     def _bad_characters(self, error: UnexpectedCharacters) -> None:
         self.mistakes += 1
         start = error.pos_in_stream
@@ -557,6 +568,7 @@ class _Diagnosis:
         else:
             message = f'unexpected character "{char}"'
             hint = {"&": 'write "and"', "|": 'write "or"', "!": 'write "not"'}.get(char)
+            hint = hint or self._name_with(start)
         if self._worth_reporting():
             self.confident = False
             self.problems.append(
@@ -959,6 +971,12 @@ def _explain_amount(ctx: _Context) -> Explanation | None:
     return None
 
 
+_COMPARISON_AHEAD = re.compile(
+    r"\s*(?:[=!<>]|(?:is|in|not|between|contains|starts|ends|before|after|more|less)(?!\w))",
+    re.IGNORECASE,
+)
+
+
 def _explain_condition(ctx: _Context) -> Explanation | None:
     token = ctx.token
     previous = ctx.previous
@@ -969,6 +987,11 @@ def _explain_condition(ctx: _Context) -> Explanation | None:
     if token.type in ("_AND", "_OR", "_RPAR"):
         after = f' after "{previous}"' if previous is not None else " at the start"
         return f'a condition is missing{after}, before "{token}"', None
+    if token.type == "STRING" and _COMPARISON_AHEAD.match(ctx.text, token.end_pos):
+        return (
+            f"a condition cannot start with {_describe_token(token)}",
+            f"for a property of that name, write property {token}",
+        )
     if token.type in ("STRING", "NUMBER", "DATE"):
         return (
             f"a condition cannot start with {_describe_token(token)}",

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+
 from grammar import ast as a
 from grammar.literals import format_date, format_number, quote
-from grammar.vocabulary import verb_for_type
+from grammar.vocabulary import is_verb, verb_for_type
 
 _COMPARE = {
     a.CompareOp.EQ: "is",
@@ -16,48 +19,66 @@ _COMPARE = {
 }
 
 
+_NAME = re.compile(r"(?!\d)\w+")  # segment.lark's NAME
+Reserved = Callable[[str], bool]
+
+
+def _keywords(*words: str, verbs: bool = False) -> Reserved:
+    """Which words the parser takes as keywords (or verbs) where a property name may stand;
+    it matches them as Python's re does with IGNORECASE (a dotless i matches an i)."""
+    pattern = re.compile("|".join(words), re.IGNORECASE)
+    return lambda name: pattern.fullmatch(name) is not None or (verbs and is_verb(name))
+
+
+# Where a condition starts, and where a filter's condition starts.
+_IN_RULE = _keywords(
+    *("not", "in", "has", "never", "last", "first", "performed", "activity"),
+    *("total", "average", "minimum", "maximum"),
+    verbs=True,
+)
+_IN_FILTER = _keywords("not")
+
+
+def _after_aggregate(name: str) -> bool:
+    return False  # after total, average, ...: any word is the property's name
+
+
 def format_rule(node: a.Condition) -> str:
     """The canonical text of a rule: `parse(format_rule(node)) == node` for a valid rule."""
-    return _condition(node, None)
+    return _condition(node, None, _IN_RULE)
 
 
-def _condition(node: a.Condition, parent: type | None) -> str:
+def _prop(name: str, reserved: Reserved) -> str:
+    """A property's name: bare if it is a word the parser reads as a name there, else quoted."""
+    if _NAME.fullmatch(name) and not reserved(name):
+        return name
+    return f"property {quote(name)}"
+
+
+def _condition(node: a.Condition, parent: type | None, reserved: Reserved) -> str:
     # An And inside an And (and an Or inside an Or) keeps its parentheses, so that the
     # shape of the tree survives the trip through text.
     if isinstance(node, a.Or):
-        text = " or ".join(_condition(item, a.Or) for item in node.items)
+        text = " or ".join(_condition(item, a.Or, reserved) for item in node.items)
         return f"({text})" if parent is not None else text
     if isinstance(node, a.And):
-        text = " and ".join(_condition(item, a.And) for item in node.items)
+        text = " and ".join(_condition(item, a.And, reserved) for item in node.items)
         return f"({text})" if parent in (a.And, a.Not) else text
     if isinstance(node, a.Not):
-        return f"not {_condition(node.item, a.Not)}"
-    return _leaf(node)
+        return f"not {_condition(node.item, a.Not, reserved)}"
+    return _leaf(node, reserved)
 
 
-def _leaf(node: a.Condition) -> str:
-    if isinstance(node, a.Compare):
-        return f"{node.prop} {_COMPARE[node.op]} {format_value(node.value)}"
-    if isinstance(node, a.Between):
-        return f"{node.prop} between {format_value(node.low)} and {format_value(node.high)}"
-    if isinstance(node, a.InList):
-        values = ", ".join(format_value(v) for v in node.values)
-        return f"{node.prop} {'not in' if node.negated else 'in'} ({values})"
-    if isinstance(node, a.TextMatch):
-        return f"{node.prop} {node.op.value} {format_value(node.value)}"
-    if isinstance(node, a.Known):
-        return f"{node.prop} is {'known' if node.known else 'unknown'}"
-    if isinstance(node, a.DateCompare):
-        return f"{node.prop} {node.op.value} {format_value(node.value)}"
-    if isinstance(node, a.Ago):
-        return f"{node.prop} {node.op.value} {_duration(node.duration)} ago"
+def _leaf(node: a.Condition, reserved: Reserved) -> str:
+    if isinstance(node, a.PropertyCondition):
+        return f"{_prop(node.prop, reserved)} {_property_test(node)}"
     if isinstance(node, a.EventCount):
         return _event_count(node)
     if isinstance(node, a.Aggregate):
         window = f" within {_duration(node.window)}" if node.window else ""
         return (
-            f"{node.func.value} {node.prop} of {_selector(node.event)}{window} "
-            f"{_COMPARE[node.op]} {format_value(node.value)}"
+            f"{node.func.value} {_prop(node.prop, _after_aggregate)} of {_selector(node.event)}"
+            f"{window} {_COMPARE[node.op]} {format_value(node.value)}"
         )
     if isinstance(node, a.Recency):
         if node.op is a.RecencyOp.WITHIN:
@@ -68,6 +89,23 @@ def _leaf(node: a.Condition) -> str:
     if isinstance(node, a.InSegment):
         return f"in segment {quote(node.segment)}"
     raise TypeError(f"not a condition: {node!r}")
+
+
+def _property_test(node: a.Condition) -> str:
+    """What a condition on a property says of it, after its name."""
+    if isinstance(node, a.Compare):
+        return f"{_COMPARE[node.op]} {format_value(node.value)}"
+    if isinstance(node, a.Between):
+        return f"between {format_value(node.low)} and {format_value(node.high)}"
+    if isinstance(node, a.InList):
+        values = ", ".join(format_value(v) for v in node.values)
+        return f"{'not in' if node.negated else 'in'} ({values})"
+    if isinstance(node, a.TextMatch | a.DateCompare):
+        return f"{node.op.value} {format_value(node.value)}"
+    if isinstance(node, a.Known):
+        return f"is {'known' if node.known else 'unknown'}"
+    assert isinstance(node, a.Ago)
+    return f"{node.op.value} {_duration(node.duration)} ago"
 
 
 def _event_count(node: a.EventCount) -> str:
@@ -98,8 +136,8 @@ def _selector(selector: a.EventSelector) -> str:
     if rest is None:
         return head
     if isinstance(rest, a.And | a.Or | a.Not):
-        return f"{head} where ({_condition(rest, None)})"
-    return f"{head} where {_leaf(rest)}"
+        return f"{head} where ({_condition(rest, None, _IN_FILTER)})"
+    return f"{head} where {_leaf(rest, _IN_FILTER)}"
 
 
 def _split_shorthand(

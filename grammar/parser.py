@@ -147,6 +147,16 @@ class _Builder(Transformer[Token, a.Condition]):
 
     # ---- property conditions ----
 
+    def quoted_prop(self, meta: Meta, keyword: Token, token: Token) -> Token:
+        name = unquote(token)
+        problem = vocabulary.rule_property_problem(name)
+        if problem is not None:
+            self._problem(token, problem)
+        return Token.new_borrow_pos("NAME", name, token)
+
+    def property_prop(self, meta: Meta, word: Token) -> Token:
+        return word  # a property named property (or Property), as written
+
     def compare(self, meta: Meta, name: Token, op: a.CompareOp, value: a.Value) -> a.Compare:
         return a.Compare(str(name), op, value, span=_span(meta))
 

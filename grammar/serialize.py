@@ -7,16 +7,15 @@ never pass for text; spans travel as `"span"` and are ignored on the way back.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Mapping
 from enum import Enum
 from typing import Any, TypeVar
 
 from grammar import ast as a
+from grammar import vocabulary
 from grammar.literals import LiteralError, iso_instant, parse_date
 
 E = TypeVar("E", bound=Enum)
-_IDENTIFIER = re.compile(r"(?!\d)\w+")
 
 # ---- to JSON ----
 
@@ -169,8 +168,9 @@ def _text(data: Mapping[str, Any], name: str, where: str) -> str:
 
 def _prop(data: Mapping[str, Any], where: str) -> str:
     name = _text(data, "prop", where)
-    if not _IDENTIFIER.fullmatch(name):
-        raise ValueError(f"{where}.prop: {name!r} is not a property name")
+    problem = vocabulary.rule_property_problem(name)
+    if problem is not None:
+        raise ValueError(f"{where}.prop: {problem}")
     return name
 
 

@@ -17,6 +17,27 @@ EVENT_TYPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:\-]{0,99}")
 EVENT_TYPE_TEXT = (
     "an event type is 1-100 letters, digits, '_', '.', ':' or '-', starting with a letter or digit"
 )
+# What a property's name may be, likewise: a rule can name any the API takes.
+MAX_PROPERTY_NAME = 200
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def property_name_problem(name: str) -> str | None:
+    """Why no property can have this name, or None if one can."""
+    if not 1 <= len(name) <= MAX_PROPERTY_NAME:
+        return f"a property name has 1-{MAX_PROPERTY_NAME} characters, not {len(name)}"
+    if CONTROL.search(name):
+        return f"the property name {name!r} has a control character"
+    return None
+
+
+def rule_property_problem(name: str) -> str | None:
+    """Why a rule cannot name this property, or None if it can."""
+    if '"' in name or "\\" in name:
+        # SQLite's JSON paths (as of 3.40) cannot spell either inside a quoted name, so the
+        # evaluation of every contact at once could not find such a property.
+        return 'a rule cannot name a property whose name has " or \\ in it'
+    return property_name_problem(name)
 
 
 @dataclass(frozen=True)
@@ -80,6 +101,14 @@ def verb_grammar() -> str:
     Longer phrases come first so that a phrase is never cut short by a shorter one, and a
     phrase must end at a word boundary so that `purchased_at` stays a property name.
     """
+    return f"VERB.2: /(?:{_alternatives()})(?!\\w)/i\n"
+
+
+def is_verb(words: str) -> bool:
+    """Whether the VERB terminal reads these words whole (as the lexer would: any case)."""
+    return re.fullmatch(_alternatives(), words, re.IGNORECASE) is not None
+
+
+def _alternatives() -> str:
     phrases = sorted((v.phrase for v in VERBS), key=len, reverse=True)
-    alternatives = "|".join(r"\s+".join(re.escape(w) for w in p.split()) for p in phrases)
-    return f"VERB.2: /(?:{alternatives})(?!\\w)/i\n"
+    return "|".join(r"\s+".join(re.escape(w) for w in p.split()) for p in phrases)

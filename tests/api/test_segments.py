@@ -342,6 +342,36 @@ def test_properties_named_in_any_script_work_in_rules(api, clock):
     assert preview["count"] == 2
 
 
+def test_properties_named_with_spaces_dots_or_keywords_are_named_quoted(api, clock):
+    odd = {"lead score": 60, "utm.source": "ads", "$email": "a@x.io", "a[0]": 1, "total": 5}
+    ingest(
+        api,
+        {"contact_id": "ana", "type": "contact_updated", "properties": odd},
+        {"contact_id": "ana", "type": "purchased", "properties": {"order value": 70}},
+        {"contact_id": "bo", "type": "contact_updated", "properties": {"lead score": 10}},
+        {"contact_id": "bo", "type": "purchased", "properties": {"order value": 20}},
+    )
+    rule = (
+        'property "lead score" >= 50 and property "utm.source" is "ads"'
+        ' and property "$email" ends with "@x.io" and property "a[0]" is 1 and property "total" > 4'
+        ' and purchased where property "order value" > 50'
+        ' and total property "order value" of purchased >= 70'
+    )
+    checked = api("marketer").post("/v1/rules/validate", json={"rule": rule}).json
+    assert checked["rule"] == rule
+    assert define(api, "Odd", rule).status_code == 201  # every contact, set-wise
+    assert members(api, "odd") == ["ana"]
+    preview = api("marketer").post("/v1/segments/preview", json={"rule": rule}).json
+    assert preview["sample"] == ["ana"]
+    ingest(api, {"contact_id": "ana", "type": "contact_updated", "properties": {"a[0]": 2}})
+    assert members(api, "odd") == []  # one contact at a time
+    ingest(api, {"contact_id": "bo", "type": "contact_updated", "properties": odd})
+    ingest(api, {"contact_id": "bo", "type": "purchased", "properties": {"order value": 55}})
+    assert members(api, "odd") == ["bo"]
+    explained = api("auditor").get("/v1/segments/odd/explain/bo").json
+    assert explained["member"] is True
+
+
 def test_totals_add_up_the_amounts_as_written(api):
     # 10.1 + 20.2 in binary floats is 30.299999999999997: short of 30.3 by a rounding error.
     ingest(

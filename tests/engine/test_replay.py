@@ -102,3 +102,32 @@ def test_a_rebuild_into_an_empty_projection_leaves_one_that_was_filled_meanwhile
     empty = SQLiteProjectionStore(tmp_path / "empty.db")
     replay_timeline(service.log, empty, clock(), only_if_empty=True)
     assert rows(empty) == before
+
+
+def test_properties_named_in_quotes_replay_as_they_ran_live(tmp_path):
+    clock = Clock(START)
+    log = SQLiteEventStore(tmp_path / "live.db", clock)
+    service = Service(log, SQLiteProjectionStore(tmp_path / "live.db"), clock)
+    service.define_segment(
+        "Odd",
+        'property "lead score" >= 50 and property "utm.source" is "ads"'
+        ' and total property "order value" of purchased within 2 days >= 70',
+    )
+    for day, (contact, score, value) in enumerate([("a", 60, 80), ("b", 40, 90), ("c", 70, 30)]):
+        clock.now = START + day * DAY
+        props = {"lead score": score, "utm.source": "ads"}
+        service.ingest(
+            [
+                ContactEvent(contact, "contact_updated", props),
+                ContactEvent(contact, "purchased", {"order value": value}),
+            ]
+        )
+    clock.now = START + 9 * DAY
+    service.catch_up()
+    assert [(t.contact_id, t.kind) for t in service.projection.all_transitions()] == [
+        ("a", "entered"),
+        ("a", "exited"),  # two days after the purchase: by time
+    ]
+    for method in ("timeline", "projector"):
+        scratch = SQLiteProjectionStore(tmp_path / f"{method}.db")
+        assert verify(log, service.projection, scratch, method=method).ok

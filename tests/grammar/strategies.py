@@ -42,10 +42,22 @@ _LETTERS = st.characters(
     max_codepoint=0x9FFF,
     blacklist_characters="\u0131\u0130\u017f\u212a\u212b",
 )
-names = st.one_of(
+words = st.one_of(
     st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,11}", fullmatch=True),
     st.text(_LETTERS, min_size=1, max_size=8),
 ).filter(lambda n: n.lower() not in RESERVED and n.casefold() not in RESERVED)
+# Property names as producers send them: words, keywords and verbs (written `property "in"`
+# where the parser would read a keyword), and names that are no word at all.
+names = st.one_of(
+    words,
+    st.sampled_from(sorted(RESERVED | {"property", "Property", "\u0131n", "\u0131s", "In", "NOT"})),
+    st.sampled_from(["lead score", "lead-score", "utm.source", "$email", "it's", "1st", "é"]),
+    st.text(
+        st.characters(blacklist_categories=("Cc", "Cs"), blacklist_characters='"\\'),
+        min_size=1,
+        max_size=10,
+    ),
+)
 texts = st.text(max_size=12)
 numbers = st.one_of(
     st.integers(-(10**15), 10**15),

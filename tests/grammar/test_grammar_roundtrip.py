@@ -114,7 +114,8 @@ MALFORMED = [
     ("unknown field", {"kind": "known", "prop": "x", "known": True, "extra": 1}),
     ("bad enum", {"kind": "compare", "prop": "x", "op": "~", "value": 1}),
     ("bad prop", {"kind": "known", "prop": 3, "known": True}),
-    ("prop with a space", {"kind": "known", "prop": "first name", "known": True}),
+    ("prop with a control character", {"kind": "known", "prop": "first\nname", "known": True}),
+    ("empty prop", {"kind": "known", "prop": "", "known": True}),
     ("bool as bool", {"kind": "known", "prop": "x", "known": "yes"}),
     ("list value", {"kind": "compare", "prop": "x", "op": "=", "value": [1]}),
     (
