@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from engine.history import Event, History
-from engine.values import average, compare, instant_of, is_number, sum_compares, total
+from engine.values import average, compare, fold, instant_of, is_number, sum_compares, total
 from grammar import ast as a
 
 Next = int | None
@@ -131,13 +131,13 @@ def compile_value_test(cond: a.Condition) -> ValueTest:
         values, negated = cond.values, cond.negated
         return lambda v, t: any(compare(v, a.CompareOp.EQ, x) for x in values) != negated
     if isinstance(cond, a.TextMatch):
-        needle = cond.value.casefold()
+        needle = fold(cond.value)
         method = {
             a.TextOp.CONTAINS: str.__contains__,
             a.TextOp.STARTS_WITH: str.startswith,
             a.TextOp.ENDS_WITH: str.endswith,
         }[cond.op]
-        return lambda v, t: isinstance(v, str) and method(v.casefold(), needle)
+        return lambda v, t: isinstance(v, str) and method(fold(v), needle)
     if isinstance(cond, a.DateCompare):
         ms, before = cond.value.ms, cond.op is a.DateOp.BEFORE
         return lambda v, t: (m := instant_of(v)) is not None and (m < ms if before else m > ms)

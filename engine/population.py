@@ -17,7 +17,7 @@ from functools import cached_property
 from typing import Any, Protocol
 
 from engine.evaluate import COUNT_TESTS, compile_filter, compile_value_test
-from engine.values import compare, instant_of, is_number, sum_compares
+from engine.values import compare, fold, instant_of, is_number, sum_compares
 from eventstore.population import EventRange, PopulationQueries
 from eventstore.projection import ContactReads
 from grammar import ast as a
@@ -105,9 +105,9 @@ def required_texts(cond: a.Condition | None) -> tuple[str, ...]:
         texts = tuple(t for h in hints for t in h) if all(hints) else ()
     else:
         return ()
-    # Casefolded, as the exact test compares them: "straße" must find "Strasse", which the
+    # Folded, as the exact test compares them: "straße" must find "Strasse", which the
     # store's ASCII-only case folding finds by "strasse" (other characters pass it anyway).
-    texts = tuple(t.casefold() for t in texts)
+    texts = tuple(fold(t) for t in texts)
     # Only texts that JSON writes as they are can be looked for in the raw data.
     if any(not t or _JSON_SPECIAL & set(t) for t in texts):
         return ()

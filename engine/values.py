@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import sys
+import unicodedata
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Context, Decimal
@@ -18,6 +19,14 @@ from grammar.ast import CompareOp, DateValue
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MILLISECOND = timedelta(milliseconds=1)
+
+
+def fold(text: str) -> str:
+    """Text as rules compare it: Unicode's canonical caseless form, so that "STRASSE" matches
+    "Straße", and "Zürich" with a combining umlaut (as some systems send it) the one typed."""
+    if text.isascii():
+        return text.lower()
+    return unicodedata.normalize("NFD", unicodedata.normalize("NFD", text).casefold())
 
 
 def is_number(value: Any) -> bool:
@@ -117,7 +126,7 @@ def _same_kind(value: Any, literal: Any) -> tuple[Any, Any] | None:
     if is_number(literal):
         return (_as_stored(value), _as_stored(literal)) if is_number(value) else None
     if isinstance(literal, str):
-        return (value.casefold(), literal.casefold()) if isinstance(value, str) else None
+        return (fold(value), fold(literal)) if isinstance(value, str) else None
     return None
 
 

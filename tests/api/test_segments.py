@@ -389,3 +389,21 @@ def test_totals_add_up_the_amounts_as_written(api):
     define(api, "Average", "average amount of purchased = 15.15")
     members = api("auditor").get("/v1/segments/average/members").json["members"]
     assert [m["contact_id"] for m in members] == ["ann"]
+
+
+def test_text_matches_however_its_accents_are_encoded(api):
+    # Some systems send "Zürich" with a combining umlaut (NFD); a marketer types it whole.
+    ingest(
+        api,
+        {"contact_id": "ana", "type": "contact_updated", "properties": {"city": "Zu\u0308rich"}},
+        {"contact_id": "ana", "type": "page_viewed", "properties": {"url": "/Zu\u0308rich/x"}},
+        {"contact_id": "bo", "type": "contact_updated", "properties": {"city": "Zurich"}},
+    )
+    rule = 'city is "zürich" and visited page where url contains "zürich"'
+    preview = api("marketer").post("/v1/segments/preview", json={"rule": rule}).json
+    assert preview["sample"] == ["ana"]
+    define(api, "Zurich", rule)
+    assert members(api, "zurich") == ["ana"]
+    ingest(api, {"contact_id": "bo", "type": "contact_updated", "properties": {"city": "ZÜRICH"}})
+    ingest(api, {"contact_id": "bo", "type": "page_viewed", "properties": {"url": "/ZÜRICH"}})
+    assert members(api, "zurich") == ["ana", "bo"]

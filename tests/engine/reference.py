@@ -8,6 +8,7 @@ stepping through time.
 from __future__ import annotations
 
 import math
+import unicodedata
 from collections.abc import Callable
 from datetime import UTC, datetime
 from fractions import Fraction
@@ -42,6 +43,11 @@ def _number(value: Any) -> bool:
     return isinstance(value, int)
 
 
+def _caseless(text: str) -> str:
+    """Unicode's canonical caseless match (D145): NFD(casefold(NFD(text)))."""
+    return unicodedata.normalize("NFD", unicodedata.normalize("NFD", text).casefold())
+
+
 def positive_equal(value: Any, literal: Any) -> bool:
     if value is None:
         return False
@@ -50,7 +56,7 @@ def positive_equal(value: Any, literal: Any) -> bool:
     if isinstance(literal, bool):
         return isinstance(value, bool) and value == literal
     if isinstance(literal, str):
-        return isinstance(value, str) and value.casefold() == literal.casefold()
+        return isinstance(value, str) and _caseless(value) == _caseless(literal)
     return _number(value) and value == literal
 
 
@@ -97,7 +103,7 @@ def value_test(cond: a.Condition, value: Any, t: int | None) -> bool:
     if isinstance(cond, a.TextMatch):
         if not isinstance(value, str):
             return False
-        v, n = value.casefold(), cond.value.casefold()  # as the README says text is compared
+        v, n = _caseless(value), _caseless(cond.value)  # as the README says text is compared
         if cond.op is a.TextOp.CONTAINS:
             return n in v
         if cond.op is a.TextOp.STARTS_WITH:

@@ -21,7 +21,7 @@ def iso(ms: int) -> str:
 
 instants = st.integers(0, SPAN).map(lambda s: BASE + s * SECOND)
 
-country = st.sampled_from(["DE", "de", "FR", "AT", 5, True, None])
+country = st.sampled_from(["DE", "de", "FR", "AT", 5, True, None, "Zu\u0308rich", "ZÜRICH"])
 score = st.one_of(
     st.integers(-5, 100), st.floats(0, 100, allow_nan=False), st.just("50"), st.none()
 )
@@ -45,10 +45,12 @@ PAYLOADS = {
     ),
     "page_viewed": st.fixed_dictionaries(
         # "straße" casefolds to "strasse": the text a filter looks for need not be ASCII
-        # where the data is.
+        # where the data is; "zürich" is sent precomposed or with a combining umlaut.
         {},
         optional={
-            "url": st.sampled_from(["/pricing", "/blog/x", "/PRICING/plans", "/", "/Strasse-1"])
+            "url": st.sampled_from(
+                ["/pricing", "/blog/x", "/PRICING/plans", "/", "/Strasse-1", "/Zu\u0308rich"]
+            )
         },
     ),
     "contact_updated": st.fixed_dictionaries(
@@ -88,6 +90,7 @@ def _selector_for(kind: str | None) -> st.SearchStrategy[a.EventSelector]:
         "page_viewed": [
             a.TextMatch("url", a.TextOp.CONTAINS, "pricing"),
             a.TextMatch("url", a.TextOp.CONTAINS, "straße"),
+            a.TextMatch("url", a.TextOp.ENDS_WITH, "z\u00fcrich"),
             a.Or((a.TextMatch("url", a.TextOp.STARTS_WITH, "/blog"), a.Known("url", False))),
         ],
         None: [],
@@ -134,7 +137,7 @@ properties = st.one_of(
         a.Compare,
         st.just("country"),
         st.sampled_from([a.CompareOp.EQ, a.CompareOp.NE]),
-        st.sampled_from(["de", "FR", True]),
+        st.sampled_from(["de", "FR", True, "z\u00fcrich"]),
     ),
     st.builds(
         a.Compare,

@@ -8,7 +8,7 @@ from fractions import Fraction
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.values import average, compare, sum_compares, total
+from engine.values import average, compare, fold, sum_compares, total
 from grammar.ast import CompareOp
 
 cents = st.integers(-100_000, 100_000).map(lambda c: c / 100)
@@ -46,3 +46,12 @@ def test_the_quick_comparison_agrees_with_the_exact_one(numbers, mean, op, data)
     )
     expected = compare(average(numbers) if mean else total(numbers), op, literal)
     assert sum_compares(numbers, mean, op, literal) == expected
+
+
+def test_text_compares_caselessly_and_canonically():
+    assert fold("STRASSE") == fold("Straße")
+    assert fold("Zu\u0308rich") == fold("Z\u00fcrich") == fold("Z\u00dcRICH")
+    assert compare("Zu\u0308rich", CompareOp.EQ, "zürich")
+    assert not compare("Zurich", CompareOp.EQ, "zürich")  # accents still count
+    # Unicode's default folding keeps the dot of a Turkish capital I (no locale here).
+    assert fold("\u0130stanbul") != fold("istanbul")
