@@ -65,8 +65,11 @@ def sum_compares(numbers: Sequence[int | float], mean: bool, op: CompareOp, lite
         # Each number as written is within half an ulp of its float, and math.fsum is rounded
         # once: the two sums differ by less than eps * sum(|x|); the rounding of either, once
         # more.
-        approx = math.fsum(numbers)
-        margin = 2 * sys.float_info.epsilon * math.fsum(map(abs, numbers))
+        try:
+            approx = math.fsum(numbers)
+            margin = 2 * sys.float_info.epsilon * math.fsum(map(abs, numbers))
+        except OverflowError:  # beyond a double on the way (1e308 + 1e308): added up exactly
+            approx, margin = 0.0, math.inf
         if mean:
             approx, margin = approx / len(numbers), margin / len(numbers)
         if abs(approx - literal) > margin:
