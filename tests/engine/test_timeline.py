@@ -395,3 +395,23 @@ def test_sums_of_the_numbers_as_written(tmp_path, rule, amounts, expected):
     history_events = [Event(i, "", k, o, r, d) for i, (_, k, o, r, d) in enumerate(rows)]
     assert compile_rule(node).evaluate(Context(History(history_events)), t)[0] == expected
     assert value == expected
+
+
+def test_a_running_sum_past_a_double_leaves_the_next_contact_s_sum_right(tmp_path):
+    # Summed across contacts in one array: the first contact's 1e308s make it infinite, and
+    # the second's share of it, infinity less infinity, NaN.
+    amounts = [("c1", 1e308), ("c1", 1e308), ("c2", 5), ("c2", 6)]
+    rows = [(c, "purchased", BASE + i, BASE + i, {"amount": x}) for i, (c, x) in enumerate(amounts)]
+    log = _store(tmp_path, rows)
+    queries = log.population()
+    data = read_log(queries, log.last_position())
+    axis = Axis.for_log(2, BASE)
+    leaves = Leaves(axis, data.events, Fields(queries, data.events, data.last_position), [])
+    t = BASE + len(amounts)
+    for rule, expected in [
+        ("total amount of purchased >= 11", [True, True]),
+        ("total amount of purchased < 12", [False, True]),
+    ]:
+        steps = leaves.steps(parse(rule))
+        found = steps.at(axis, axis.key(np.arange(2, dtype=np.int64), t))
+        assert found.tolist() == expected, rule
