@@ -155,7 +155,7 @@ def register(app: Flask) -> None:
             Problem(
                 503,
                 "Busy",
-                f"{exc}; nothing was stored, retry shortly",
+                f"{exc}; nothing was stored or changed, retry shortly",
                 headers={"Retry-After": "1"},
             )
         )

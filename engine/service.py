@@ -363,6 +363,12 @@ class Service:
             raise Conflict(f'the segment "{segment_id}" is archived', id=segment_id)
         return segment
 
+    def _caught_up(self) -> None:
+        """Catch up, waiting for another thread's catch-up (a backlog of deadlines after
+        downtime can take a minute) no longer than wait_ms; StoreBusy after that."""
+        with self._waited():
+            self.catch_up()
+
     @contextlib.contextmanager
     def _waited(self) -> Iterator[None]:
         """The lock, waited for no longer than wait_ms; StoreBusy after that."""
@@ -418,8 +424,7 @@ class Service:
         the database between the append and this, or applying it may fail; the append stands
         all the same, and the caller must not be told that nothing was stored."""
         try:
-            with self._waited():
-                self.catch_up()
+            self._caught_up()
         except StoreBusy as exc:
             raise NotYetApplied(str(exc), stored) from exc
         except Exception as exc:
@@ -440,7 +445,7 @@ class Service:
         """A page of members, now or as of an instant; and the cursor of the next page."""
         segment = self.segment(segment_id)
         if at is None:
-            self.catch_up()
+            self._caught_up()
             rows = self.projection.member_page(segment_id, after, limit + 1)
             page = [Member(c, since) for c, since in rows]
         else:
@@ -456,7 +461,7 @@ class Service:
     ) -> list[tuple[Segment, int | None]]:
         """The segments a contact is in, now (with since) or as of an instant."""
         if at is None:
-            self.catch_up()
+            self._caught_up()
             return [
                 (self.segment(s), since) for s, since in self.projection.contact_segments(contact)
             ]
@@ -476,7 +481,7 @@ class Service:
     ) -> tuple[list[TransitionRecord], int | None]:
         """A page of a segment's transitions (optionally one contact's), oldest first."""
         self.segment(segment_id)
-        self.catch_up()
+        self._caught_up()
         rows = self.projection.transition_page(segment_id, contact, after, limit + 1)
         more = len(rows) > limit
         rows = rows[:limit]
@@ -549,7 +554,7 @@ class Service:
 
     def _sets_at(self, t: int) -> AsOfSets:
         """Set-wise membership at T over every event known now."""
-        self.catch_up()
+        self._caught_up()
         position, _ = self.projection.checkpoint()
         return AsOfSets(
             self.registry,

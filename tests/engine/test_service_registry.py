@@ -203,6 +203,15 @@ def test_writes_wait_for_another_thread_s_catch_up_no_longer_than_a_busy_databas
         with pytest.raises(StoreBusy):
             service.define_segment("Clickers", "clicked email")  # decided on nothing yet
         assert log.last_position() == 2
+        # Reads of membership now wait no longer either (they used to wait it out).
+        for read in (
+            lambda: service.members("openers"),
+            lambda: service.contact_segments("c1"),
+            lambda: service.transitions("openers"),
+            lambda: service.preview("opened email"),
+        ):
+            with pytest.raises(StoreBusy):
+                read()
     finally:
         clock.release.set()
         catching_up.join(5)
