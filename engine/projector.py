@@ -310,10 +310,15 @@ class Projector:
         *,
         page_size: int = 2_000,
         deadline_batch: int = 10_000,
+        deadline_slice: int = 20_000,
         history_cache: int = 100_000,
         forecasts: bool = True,
     ) -> None:
         self.log = log
+        # Deadlines fired per transaction, about: a backlog after downtime (three quarters of
+        # a million) commits in slices, so that a crash keeps what was done and other
+        # writers get their turn between them.
+        self.deadline_slice = deadline_slice
         # Whether deadlines carry forecasts (see _evaluate); without, each is evaluated again.
         self.forecasts = forecasts
         self.projection = projection
@@ -415,8 +420,8 @@ class Projector:
         return self._ledger
 
     def _time_passes(self, session: ProjectionSession, now: int) -> None:
-        self._deadlines(session, before=now + 1)
-        session.advance(session.position, max(session.instant, now))
+        reached = self._deadlines(session, before=now + 1)
+        session.advance(session.position, max(session.instant, now if reached is None else reached))
 
     def _apply_page(
         self, until_position: int | None, progress: Callable[[int], None] | None
@@ -441,7 +446,11 @@ class Projector:
         for recorded_at, group in itertools.groupby(entries, key=lambda e: e.recorded_at):
             # Time first, then what was recorded: deadlines due at r itself fire before r's
             # entries, so a segment created at r sees the others as they are at r.
-            self._deadlines(session, before=recorded_at + 1)
+            reached = self._deadlines(session, before=recorded_at + 1)
+            if reached is not None:
+                # A slice of a long stretch of time: committed; r's entries come after the rest.
+                session.advance(session.position, max(session.instant, reached))
+                return session.position
             batch = list(group)
             self._apply_instant(session, recorded_at, batch)
             session.advance(batch[-1].position, max(session.instant, recorded_at))
@@ -599,17 +608,21 @@ class Projector:
 
     # ---- deadlines ----
 
-    def _deadlines(self, session: ProjectionSession, before: int) -> None:
-        """Process every deadline due before an instant, in order of due instant.
+    def _deadlines(self, session: ProjectionSession, before: int) -> int | None:
+        """Process the deadlines due before an instant, in order of due instant; after about
+        `deadline_slice` of them, stop at the end of an instant and return it (None: none due
+        is left).
 
         Deadlines are read in batches; a deadline set while a batch is worked through that
-        falls before the rest of the batch sends us back to read again, so order holds.
+        falls before the rest of the batch sends us back to read again, so order holds. One
+        set at t always falls after t, so everything due by the instant returned is done.
         """
+        fired = 0
         while True:
             self.ledger.flush()
             rows = session.due(before, self.deadline_batch)
             if not rows:
-                return
+                return None
             if len(rows) == self.deadline_batch and rows[0][3] != rows[-1][3]:
                 last = rows[-1][3]
                 rows = [row for row in rows if row[3] != last]
@@ -624,7 +637,12 @@ class Projector:
                 new = self.ledger.earliest_new_due
                 if new is not None and new <= due:
                     break  # a deadline just set comes first: read the batch again
-                self._fire(session, due, list(group))
+                at_due = list(group)
+                self._fire(session, due, at_due)
+                fired += len(at_due)
+                if fired >= self.deadline_slice:
+                    self.ledger.flush()
+                    return due if session.due(before, 1) else None
 
     def _fire(self, session: ProjectionSession, t: int, rows: list[MembershipRow]) -> None:
         at_t = self._transitions_at(session, t, (row[1] for row in rows))

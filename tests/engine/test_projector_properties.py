@@ -161,7 +161,10 @@ def run_live(
     log = SQLiteEventStore(path / "log.db", clock)
     projection = SQLiteProjectionStore(path / "log.db")
     projectors = itertools.cycle(
-        [Projector(log, projection, page_size=4, deadline_batch=3) for _ in range(processes)]
+        [
+            Projector(log, projection, page_size=4, deadline_batch=3, deadline_slice=2)
+            for _ in range(processes)
+        ]
     )
 
     def advance(now: int) -> None:
@@ -289,10 +292,13 @@ def test_live_replay_and_definition_agree(tmp_path_factory, scenario, processes)
     log, live, end = run_live(scenario, path, processes)
 
     # The live run settles deadlines from their forecasts; the replay evaluates at each one,
-    # keeps one contact's history at a time (the others are read back from the log) and reads
-    # due deadlines two at a time.
+    # keeps one contact's history at a time (the others are read back from the log), reads
+    # due deadlines two at a time and commits after each instant's (the live run after two).
     scratch = SQLiteProjectionStore(path / "replay.db")
-    Projector(log, scratch, forecasts=False, history_cache=1, deadline_batch=2).advance(end)
+    replayer = Projector(
+        log, scratch, forecasts=False, history_cache=1, deadline_batch=2, deadline_slice=1
+    )
+    replayer.advance(end)
     assert transitions_of(scratch) == transitions_of(live)
     assert list(scratch.all_members()) == list(live.all_members())
     for projection in (live, scratch):
