@@ -316,10 +316,10 @@ class Projector:
     ) -> None:
         self.log = log
         # Deadlines fired per transaction, about: a backlog after downtime (three quarters of
-        # a million) commits in slices, so that other processes' writers wait a slice (about
-        # 10 s here), not the whole backlog, and a crash keeps what was done. Each commit
-        # writes the b-tree pages it touched again: slices of 20,000 took 30% longer than
-        # one transaction, of 100,000 no longer beyond the noise.
+        # a million) commits in slices (about 10 s each here), so that a crash keeps what was
+        # done and the write-ahead log can be copied back between them. Each commit writes
+        # the b-tree pages it touched again: slices of 20,000 took 30% longer than one
+        # transaction, of 100,000 no longer beyond the noise.
         self.deadline_slice = deadline_slice
         # Whether deadlines carry forecasts (see _evaluate); without, each is evaluated again.
         self.forecasts = forecasts
