@@ -276,27 +276,27 @@ class Leaves:
             Counter(base.contact, base.start, base.end, x),
             Counter(base.contact, base.start, base.end, np.abs(x)),
         ]
-        keys, (count, total, magnitude) = _deltas(self.axis, counters)
+        keys, (count, amounts, magnitude) = _deltas(self.axis, counters)
         contact = keys >> self.axis.shift
         count = segmented_cumsum(count, contact)
         ends = last_of_runs(keys)
-        average = node.func is a.AggregateFunc.AVERAGE
+        mean = node.func is a.AggregateFunc.AVERAGE
         # Sums past a double (amounts near 1e308) become infinite or NaN: doubtful, and
         # worked out exactly below, not warned about.
         with np.errstate(over="ignore", invalid="ignore"):
-            sums, bound = _sum_with_bound(total, contact)
+            sums, bound = _sum_with_bound(amounts, contact)
             magnitude = segmented_cumsum(magnitude, contact)
             count, sums, bound, magnitude = count[ends], sums[ends], bound[ends], magnitude[ends]
             # Python's own running sum may differ from the exact one by count * eps * magnitude.
             band = 2 * (bound + count * EPSILON * magnitude) + 1e-300
-            vals, doubtful = _compare_sums(node, count, sums, band, average)
+            vals, doubtful = _compare_sums(node, count, sums, band, mean)
         keys = keys[ends]
         if doubtful.any():
             check = _ExactCheck(self.events, rows, found, node)
             contacts, times = self.axis.contact(keys), self.axis.time(keys)
             for i in np.flatnonzero(doubtful).tolist():
                 vals[i] = check(int(contacts[i]), int(times[i]))
-        init = compare(0 if not average else None, node.op, node.value)
+        init = compare(None if mean else 0, node.op, node.value)
         return Steps(keys, vals, init).changes(self.axis)
 
     # ---- properties ----
@@ -449,7 +449,7 @@ def _sum_with_bound(deltas: np.ndarray, contact: np.ndarray) -> tuple[np.ndarray
 
 
 def _compare_sums(
-    node: a.Aggregate, count: np.ndarray, sums: np.ndarray, band: np.ndarray, average: bool
+    node: a.Aggregate, count: np.ndarray, sums: np.ndarray, band: np.ndarray, mean: bool
 ) -> tuple[np.ndarray, np.ndarray]:
     """The comparison per row, and the rows too close to call with floats."""
     target = node.value
@@ -457,7 +457,7 @@ def _compare_sums(
         # A number never compares with anything else: only `!=` holds.
         vals = np.full(len(sums), node.op is a.CompareOp.NE)
         return vals, np.zeros(len(sums), bool)
-    if average:
+    if mean:
         empty = count == 0
         scaled = np.where(empty, 0.0, target * count.astype(float))
         diff = sums - scaled
