@@ -74,7 +74,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     )
     scheduler = None
     if app.config["SCHEDULER"]:
-        scheduler = DeadlineScheduler(service.catch_up, app.config["POLL_SECONDS"])
+        scheduler = DeadlineScheduler(service.catch_up_in_turns, app.config["POLL_SECONDS"])
         if checkpoint_seconds is not None:
             scheduler.every(checkpoint_seconds, log.checkpoint_wal, "wal-checkpoint")
     app.extensions["segments"] = Services(

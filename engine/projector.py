@@ -357,18 +357,31 @@ class Projector:
         `until_position` stops the log there (a replay that must match a live checkpoint).
         """
         while True:
-            if self._apply_page(until_position, progress):
-                continue
-            due = self.projection.next_deadline()
-            if due is None or due > now:
+            done, due = self.step(now, until_position, progress)
+            if done:
                 return due
-            if until_position is None:
-                # Promise the log first, so that no append can be recorded before `now` once
-                # time up to `now` has been decided; then look again for what slipped in.
-                self.log.raise_clock_floor(now)
-                if self._apply_page(until_position, progress):
-                    continue
-            self._in_session(lambda s: self._time_passes(s, now))
+
+    def step(
+        self,
+        now: int,
+        until_position: int | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> tuple[bool, int | None]:
+        """One transaction of `advance` (a page of the log, or a slice of time): whether
+        everything is applied, and if so the next deadline after `now`."""
+        if self._apply_page(until_position, progress):
+            return False, None
+        due = self.projection.next_deadline()
+        if due is None or due > now:
+            return True, due
+        if until_position is None:
+            # Promise the log first, so that no append can be recorded before `now` once
+            # time up to `now` has been decided; then look again for what slipped in.
+            self.log.raise_clock_floor(now)
+            if self._apply_page(until_position, progress):
+                return False, None
+        self._in_session(lambda s: self._time_passes(s, now))
+        return False, None
 
     @property
     def registry_position(self) -> int:

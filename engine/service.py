@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import functools
 import threading
 import uuid
 from collections import OrderedDict
@@ -112,6 +113,10 @@ class Member:
     since: int | None = None
 
 
+# How often a wait for the lock looks whether a backlog began meanwhile.
+_WAIT_STEP_MS = 50
+
+
 class Service:
     """Producers, marketers and auditors all come through here."""
 
@@ -125,6 +130,7 @@ class Service:
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
         rebuild_from: int = REBUILD_FROM,
         wait_ms: int = 30_000,
+        backlog_after_ms: int = 1_000,
     ) -> None:
         self.log = log
         self.rebuild_from = rebuild_from
@@ -142,30 +148,58 @@ class Service:
         self._started = False
         # Since when catching up fails (None: the last catch-up succeeded), for /healthz.
         self.failing: Failure | None = None
+        # A catch-up in turns that has run this long is a backlog (see catch_up_in_turns).
+        self.backlog_after_ms = backlog_after_ms
+        self.backlog_since: int | None = None
         # (segment, T) -> the log position it was answered at, and the members
         self._answers: OrderedDict[tuple[str, int], tuple[int, list[str]]] = OrderedDict()
 
     def catch_up(self) -> int | None:
         """Apply what the log and time have brought; returns the next deadline."""
         with self._lock:
-            try:
-                if not self._started:
-                    self._started = True
-                    if (
-                        self.projection.checkpoint()[0] == 0
-                        and self.log.last_position() >= self.rebuild_from
-                    ):
-                        self._rebuild()
-                self._copy_registry()  # what readers get while this catch-up runs
-                due = self.projector.advance(self.clock())
-            except StoreBusy:
-                raise  # another writer's turn: nothing is wrong
-            except Exception as exc:
-                since = self.clock() if self.failing is None else self.failing.since
-                self.failing = Failure(since, repr(exc))
-                raise
-            self.failing = None
-            return due
+            return self._applying(lambda: self.projector.advance(self.clock()))
+
+    def catch_up_in_turns(self) -> int | None:
+        """The same, a transaction at a time, with other threads' turn at the lock between
+        them. Once it has run backlog_after_ms (a backlog of deadlines after downtime takes
+        a minute), requests answer at once instead of waiting: events are stored and
+        answered 202, reads of membership now are busy (503)."""
+        started = self.clock()
+        try:
+            while True:
+                now = self.clock()
+                with self._lock:
+                    done, due = self._applying(functools.partial(self.projector.step, now))
+                    if done:
+                        return due
+                    # Before the lock is let go: a thread taking it next must see the backlog,
+                    # not take the rest of it over.
+                    if self.backlog_since is None and now - started >= self.backlog_after_ms:
+                        self.backlog_since = started
+        finally:
+            self.backlog_since = None
+
+    def _applying(self, work: Callable[[], Any]) -> Any:
+        """Run a catch-up's work under the lock: the first one builds an empty projection
+        set-wise; failures are kept for /healthz."""
+        try:
+            if not self._started:
+                self._started = True
+                if (
+                    self.projection.checkpoint()[0] == 0
+                    and self.log.last_position() >= self.rebuild_from
+                ):
+                    self._rebuild()
+            self._copy_registry()  # what readers get while this catch-up runs
+            result = work()
+        except StoreBusy:
+            raise  # another writer's turn: nothing is wrong
+        except Exception as exc:
+            since = self.clock() if self.failing is None else self.failing.since
+            self.failing = Failure(since, repr(exc))
+            raise
+        self.failing = None
+        return result
 
     @property
     def registry(self) -> Registry:
@@ -364,20 +398,30 @@ class Service:
         return segment
 
     def _caught_up(self) -> None:
-        """Catch up, waiting for another thread's catch-up (a backlog of deadlines after
-        downtime can take a minute) no longer than wait_ms; StoreBusy after that."""
+        """Catch up, waiting for another thread's catch-up no longer than wait_ms, and not at
+        all while a backlog is being caught up; StoreBusy then."""
         with self._waited():
             self.catch_up()
 
     @contextlib.contextmanager
     def _waited(self) -> Iterator[None]:
-        """The lock, waited for no longer than wait_ms; StoreBusy after that."""
-        if not self._lock.acquire(timeout=self.wait_ms / 1000):
+        """The lock, waited for no longer than wait_ms, and not while a backlog is caught up
+        in turns (the thread at it takes the lock back at once); StoreBusy then."""
+        for _ in range(max(1, self.wait_ms // _WAIT_STEP_MS)):
+            self._no_backlog()
+            if self._lock.acquire(timeout=_WAIT_STEP_MS / 1000):
+                break
+        else:
             raise StoreBusy(f"a catch-up held the service for over {self.wait_ms} ms")
         try:
+            self._no_backlog()
             yield
         finally:
             self._lock.release()
+
+    def _no_backlog(self) -> None:
+        if self.backlog_since is not None:
+            raise StoreBusy("a backlog of time-driven changes is being caught up")
 
     @contextlib.contextmanager
     def _defining(self) -> Iterator[Unchanged]:

@@ -216,3 +216,63 @@ def test_writes_wait_for_another_thread_s_catch_up_no_longer_than_a_busy_databas
         clock.release.set()
         catching_up.join(5)
     assert [m.contact_id for m in service.members("openers")[0]] == ["c1"]
+
+
+class TurnClock(Clock):
+    """Holds one thread at its third read of the clock: a catch-up in turns reads it when it
+    starts and before each transaction, so it waits there, after its first, lock free."""
+
+    def __init__(self, now: int) -> None:
+        super().__init__(now)
+        self.thread: int | None = None
+        self.reads = 0
+        self.paused = threading.Event()
+        self.go = threading.Event()
+
+    def __call__(self) -> int:
+        if threading.get_ident() == self.thread:
+            self.reads += 1
+            if self.reads == 3:
+                self.paused.set()
+                self.go.wait(10)
+        return self.now
+
+
+def test_requests_answer_at_once_while_a_backlog_is_caught_up_in_turns(tmp_path):
+    clock = TurnClock(START)
+    log = SQLiteEventStore(tmp_path / "s.db", clock)
+    service = Service(
+        log, SQLiteProjectionStore(tmp_path / "s.db"), clock, wait_ms=60_000, backlog_after_ms=0
+    )
+    service.define_segment("Openers", "opened email within 1 day")
+    for i in range(300):  # exits due one second apart, a day later
+        clock.now = START + i * 1000
+        service.ingest([ContactEvent(f"c{i}", "email_opened", event_id=f"e{i}")])
+    service.projector.deadline_slice = 50
+    clock.now = START + 2 * 86_400_000  # the service was down meanwhile
+
+    def catch_up() -> None:
+        clock.thread = threading.get_ident()
+        service.catch_up_in_turns()
+
+    scheduler = threading.Thread(target=catch_up)
+    scheduler.start()
+    try:
+        assert clock.paused.wait(5)  # one slice done, the lock free, 250 exits to go
+        assert service.backlog_since == START + 2 * 86_400_000
+        # Neither waits for the lock (60 s here): events are stored, a read is busy.
+        with pytest.raises(NotYetApplied, match="backlog") as stored:
+            service.ingest([ContactEvent("new", "email_opened", event_id="late")])
+        assert stored.value.busy and stored.value.stored[0].position == 302
+        with pytest.raises(StoreBusy, match="backlog"):
+            service.members("openers")
+        with pytest.raises(StoreBusy, match="backlog"):
+            service.define_segment("Clickers", "clicked email")
+        assert service.explain("openers", "c0").value is False  # from the log: no wait
+    finally:
+        clock.go.set()
+        scheduler.join(10)
+    assert service.backlog_since is None
+    assert [m.contact_id for m in service.members("openers")[0]] == ["new"]
+    scratch = SQLiteProjectionStore(tmp_path / "scratch.db")
+    assert verify(service.log, service.projection, scratch).ok
