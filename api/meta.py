@@ -27,7 +27,8 @@ DOCS_ASSETS = frozenset({"swagger-ui.css", "swagger-ui-bundle.js"})  # what DOCS
 
 @bp.get("/healthz")
 @operation(
-    "Liveness, how far the projection is behind the log, and whether catching up fails",
+    "Liveness, how far the projection is behind the log, whether a backlog is being caught up"
+    " and whether catching up fails",
     None,
     response=s.HealthOut,
 )
@@ -43,6 +44,7 @@ def healthz() -> Response:
             "projected_position": position,
             "next_deadline": service.projection.next_deadline(),
             "failing_since": None if failing is None else failing.since,
+            "catching_up_since": service.backlog_since,
             "error": None if failing is None else failing.error,
         },
     )

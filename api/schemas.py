@@ -425,4 +425,11 @@ class HealthOut(Schema):
     projected_position = fields.Integer()
     next_deadline = Instant(allow_none=True)
     failing_since = Instant(allow_none=True)
+    catching_up_since = Instant(
+        allow_none=True,
+        metadata={
+            "description": "since when a backlog of time-driven changes is being caught up"
+            " (after downtime): meanwhile events are answered 202, reads of membership 503"
+        },
+    )
     error = fields.String(allow_none=True, metadata={"description": "the last failure, if any"})

@@ -15,7 +15,7 @@ from eventstore.interface import NewEvent, StoreBusy
 from eventstore.sqlite import SQLiteEventStore
 from eventstore.sqlite_projection import SQLiteProjectionStore
 from grammar import parse, to_json
-from tests.clock import START, Clock
+from tests.clock import START, Clock, TurnClock
 
 
 class HeldClock(Clock):
@@ -216,26 +216,6 @@ def test_writes_wait_for_another_thread_s_catch_up_no_longer_than_a_busy_databas
         clock.release.set()
         catching_up.join(5)
     assert [m.contact_id for m in service.members("openers")[0]] == ["c1"]
-
-
-class TurnClock(Clock):
-    """Holds one thread at its third read of the clock: a catch-up in turns reads it when it
-    starts and before each transaction, so it waits there, after its first, lock free."""
-
-    def __init__(self, now: int) -> None:
-        super().__init__(now)
-        self.thread: int | None = None
-        self.reads = 0
-        self.paused = threading.Event()
-        self.go = threading.Event()
-
-    def __call__(self) -> int:
-        if threading.get_ident() == self.thread:
-            self.reads += 1
-            if self.reads == 3:
-                self.paused.set()
-                self.go.wait(10)
-        return self.now
 
 
 def test_requests_answer_at_once_while_a_backlog_is_caught_up_in_turns(tmp_path):
