@@ -34,6 +34,16 @@ ERROR_TEXT = {
     " unless the problem's title is 'Stored, not applied yet'",
 }
 
+# What each query parameter takes, the same on every route that takes it (api/web.py reads
+# them); an empty value is refused everywhere.
+QUERY_SCHEMAS: dict[str, dict[str, Any]] = {
+    "limit": {"type": "integer", "minimum": 1, "maximum": 1000},
+    "after": {"type": "integer", "minimum": 0, "maximum": 10**18 - 1},
+    "at": {"type": "string", "format": "date-time"},
+    "archived": {"type": "boolean"},
+}
+TEXT = {"type": "string", "minLength": 1}
+
 
 def build_spec(app: Flask) -> dict[str, Any]:
     """The OpenAPI document of every documented route of the app."""
@@ -94,7 +104,7 @@ def _operation(rule: Any, meta: Any) -> dict[str, Any]:
             "in": "query",
             "required": False,
             "description": text,
-            "schema": {"type": "string"},
+            "schema": QUERY_SCHEMAS.get(name, TEXT),
         }
         for name, text in meta.query.items()
     ]
@@ -122,6 +132,8 @@ def _operation(rule: Any, meta: Any) -> dict[str, Any]:
     for code, text in meta.also.items():
         responses[str(code)] = {**success, "description": text}
     codes = {400, *meta.errors}  # any route refuses query parameters it does not take
+    if meta.body is not None:
+        codes |= {413, 415}  # any body may be too large, or not JSON
     if meta.permission is not None:
         op["security"] = [{"bearer": []}]
         codes |= {401, 403, 503}  # any request may wait on the writer's lock (catching up)

@@ -22,7 +22,16 @@ MAX_NESTING = 32  # of objects and arrays in a property's value
 EVENT_TYPE = validate.Regexp(
     rf"^{vocabulary.EVENT_TYPE.pattern}\Z", error=vocabulary.EVENT_TYPE_TEXT
 )
-NO_CONTROL = vocabulary.CONTROL
+# Ids: no control character, nothing str.strip() would take off either end; a contact id (in
+# URLs) no '/' either, and not "." or "..". Patterns that mean the same in Python and in
+# ECMA-262, so that the OpenAPI document states them.
+_CONTROL = r"\x00-\x1f\x7f"
+_SPACE = r"\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000 "
+# (How long an id may be is the length validator's to say.)
+ID_PATTERN = rf"^(?:[^{_CONTROL}{_SPACE}](?:[^{_CONTROL}]*[^{_CONTROL}{_SPACE}])?)?\Z"
+CONTACT_ID_PATTERN = (
+    rf"^(?!\.\.?$)(?:[^{_CONTROL}{_SPACE}/](?:[^{_CONTROL}/]*[^{_CONTROL}{_SPACE}/])?)?\Z"
+)
 NAME_TEXT = validate.Regexp(r"^[^\x00-\x1f\x7f]*\Z", error="a name has no control characters")
 # Text of several lines: tabs and line breaks, but no other control character.
 TEXT = validate.Regexp(
@@ -129,17 +138,23 @@ class Identifier(fields.String):
     contact id, which paths such as /v1/contacts/{id} name) no '/' either."""
 
     def __init__(self, *, in_urls: bool = False, **kwargs: Any) -> None:
-        super().__init__(validate=ID, **kwargs)
+        pattern = CONTACT_ID_PATTERN if in_urls else ID_PATTERN
+        metadata = {"pattern": pattern, **kwargs.pop("metadata", {})}
+        super().__init__(validate=ID, metadata=metadata, **kwargs)
         self.in_urls = in_urls
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         text = super()._deserialize(value, attr, data, **kwargs)
-        if NO_CONTROL.search(text) or text != text.strip():
+        if not _ID.match(text):
             raise ValidationError("ids have no control characters and no surrounding spaces")
-        if self.in_urls and ("/" in text or text in (".", "..")):
+        if self.in_urls and not _CONTACT_ID.match(text):
             # Clients resolve /contacts/../segments to /segments before sending it.
             raise ValidationError("contact ids have no '/' and are not '.' or '..': URLs name them")
         return text
+
+
+_ID = re.compile(ID_PATTERN)
+_CONTACT_ID = re.compile(CONTACT_ID_PATTERN)
 
 
 class Properties(fields.Dict):

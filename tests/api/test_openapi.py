@@ -5,6 +5,16 @@ from __future__ import annotations
 import json
 import re
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+# Every character str.strip() takes off, and some around them, at either end of an id.
+SPACES = [
+    f"{a}x{b}"
+    for a in ("", " ", "\x85", "\xa0", "\u3000", "\ufeff", "\u2028")
+    for b in ("", " ", "\u200a", "\u202f", "\u180e")
+]
+
 
 def test_every_route_is_in_the_document(app, client):
     spec = client.get("/openapi.json").json
@@ -64,3 +74,44 @@ def test_the_document_says_what_the_service_does(client):
     ]
     assert "ETag" in segment["get"]["responses"]["200"]["headers"]
     assert "412" in segment["delete"]["responses"]
+    # Query parameters as the routes read them; an empty one is refused.
+    members = spec["paths"]["/v1/segments/{segment_id}/members"]["get"]
+    query = {p["name"]: p["schema"] for p in members["parameters"] if p["in"] == "query"}
+    assert query == {
+        "at": {"type": "string", "format": "date-time"},
+        "cursor": {"type": "string", "minLength": 1},
+        "limit": {"type": "integer", "minimum": 1, "maximum": 1000},
+    }
+    # Every body may come too large or in another type than JSON.
+    for path, method in (("/v1/segments", "post"), ("/v1/rules/validate", "post")):
+        assert {"413", "415"} <= set(spec["paths"][path][method]["responses"])
+
+
+def _id_as_described(text: str, in_urls: bool) -> bool:
+    """What the API takes as an id, in words: 1-200 characters, no control character, nothing
+    str.strip() would remove; a contact id no '/' either, and not '.' or '..'."""
+    ok = 1 <= len(text) <= 200 and not re.search(r"[\x00-\x1f\x7f]", text) and text == text.strip()
+    return ok and not (in_urls and ("/" in text or text in (".", "..")))
+
+
+# The app is shared by the examples: each posts events of ids of its own, or repeats.
+@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    text=st.text(st.characters(codec="utf-8"), max_size=8)
+    | st.sampled_from(SPACES)
+    | st.text("ab", min_size=199, max_size=201)
+)
+def test_the_documented_id_patterns_are_the_ids_the_api_takes(client, api, text):
+    spec = client.get("/openapi.json").json
+    fields = spec["components"]["schemas"]["EventIn"]["properties"]
+    for name, in_urls in (("event_id", False), ("contact_id", True)):
+        field = fields[name]
+        # The document's ECMA-262 pattern: `$` after no line break, which ids cannot hold.
+        documented = (
+            re.fullmatch(field["pattern"].removesuffix("$"), text) is not None
+            and field["minLength"] <= len(text) <= field["maxLength"]
+        )
+        assert documented == _id_as_described(text, in_urls)
+        sent = {"contact_id": "c", "type": "email_opened", name: text}
+        taken = api("producer").post("/v1/events", json=sent).status_code
+        assert (taken in (200, 201)) == _id_as_described(text, in_urls), taken
