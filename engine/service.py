@@ -150,7 +150,7 @@ class Service:
         self.failing: Failure | None = None
         # A catch-up in turns that has run this long is a backlog (see catch_up_in_turns).
         self.backlog_after_ms = backlog_after_ms
-        self.backlog_since: int | None = None
+        self._turns_since: int | None = None  # when the catch-up in turns under way began
         # (segment, T) -> the log position it was answered at, and the members
         self._answers: OrderedDict[tuple[str, int], tuple[int, list[str]]] = OrderedDict()
 
@@ -164,7 +164,7 @@ class Service:
         them. Once it has run backlog_after_ms (a backlog of deadlines after downtime takes
         a minute), requests answer at once instead of waiting: events are stored and
         answered 202, reads of membership now are busy (503)."""
-        started = self.clock()
+        self._turns_since = self.clock()
         try:
             while True:
                 now = self.clock()
@@ -172,12 +172,17 @@ class Service:
                     done, due = self._applying(functools.partial(self.projector.step, now))
                     if done:
                         return due
-                    # Before the lock is let go: a thread taking it next must see the backlog,
-                    # not take the rest of it over.
-                    if self.backlog_since is None and now - started >= self.backlog_after_ms:
-                        self.backlog_since = started
         finally:
-            self.backlog_since = None
+            self._turns_since = None
+
+    @property
+    def backlog_since(self) -> int | None:
+        """When the catch-up in turns under way began, once it has run backlog_after_ms (also
+        in the middle of a turn: a slice takes seconds); else None."""
+        since = self._turns_since
+        if since is None or self.clock() - since < self.backlog_after_ms:
+            return None
+        return since
 
     def _applying(self, work: Callable[[], Any]) -> Any:
         """Run a catch-up's work under the lock: the first one builds an empty projection

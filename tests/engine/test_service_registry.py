@@ -4,7 +4,9 @@ of them as the log has them, whatever other threads and processes do at the same
 
 from __future__ import annotations
 
+import sqlite3
 import threading
+import time
 
 import pytest
 
@@ -256,3 +258,35 @@ def test_requests_answer_at_once_while_a_backlog_is_caught_up_in_turns(tmp_path)
     assert [m.contact_id for m in service.members("openers")[0]] == ["new"]
     scratch = SQLiteProjectionStore(tmp_path / "scratch.db")
     assert verify(service.log, service.projection, scratch).ok
+
+
+def test_requests_stop_waiting_a_backlog_in_the_middle_of_a_long_turn(tmp_path):
+    clock = Clock(START)
+    path = tmp_path / "s.db"
+    log = SQLiteEventStore(path, clock)
+    service = Service(log, SQLiteProjectionStore(path), clock, wait_ms=3_000)
+    service.define_segment("Openers", "opened email within 1 day")
+    service.ingest([ContactEvent("c1", "email_opened", event_id="e1")])
+    clock.now = START + 2 * 86_400_000  # down meanwhile: an exit fell due
+    # Another writer keeps the first turn from committing: a slice that takes long.
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    scheduler = threading.Thread(target=service.catch_up_in_turns)
+    scheduler.start()
+    try:
+        deadline = time.monotonic() + 5
+        while service._lock.acquire(blocking=False):  # until the turn holds the service
+            service._lock.release()
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
+        assert service.backlog_since is None  # not a second yet: requests would wait
+        clock.advance(service.backlog_after_ms)
+        assert service.backlog_since == START + 2 * 86_400_000
+        # Busy at once, not after waiting the turn out (3 s here; a slice takes ten).
+        with pytest.raises(StoreBusy, match="backlog"):
+            service.members("openers")
+    finally:
+        other.execute("ROLLBACK")
+        scheduler.join(10)
+    assert service.backlog_since is None
+    assert service.members("openers")[0] == []
