@@ -353,13 +353,8 @@ class SQLiteProjectionSession(SQLiteContactReads, SQLiteTransaction):
             yield
         finally:
             self._in_bulk = False
-        # Each index is one large sort; SQLite may share it with a helper thread.
-        self.conn.execute("PRAGMA threads = 2")
-        try:
-            for _, sql in indexes:
-                self.conn.execute(sql)
-        finally:
-            self.conn.execute("PRAGMA threads = 0")
+        for _, sql in indexes:
+            self.conn.execute(sql)
         self.conn.execute("DELETE FROM member_counts")
         self.conn.execute(
             "INSERT INTO member_counts SELECT segment_id, count(*) FROM memberships"
