@@ -7,6 +7,7 @@ import json
 import operator
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -172,47 +173,50 @@ class SQLitePopulationQueries:
 
     # ---- bulk reads, as numpy columns (the rows never pass through Python one by one) ----
 
+    @contextmanager
+    def _scanning(self) -> Iterator[sqlite3.Connection]:
+        """The connection, with a small page cache while a statement reads much of the log:
+        each page is read once, and a full cache (64 MB) would stay behind for the rest of a
+        rebuild, at its peak. Its own size is set back after; pages beyond it are freed."""
+        conn = self._connection()
+        (size,) = conn.execute("PRAGMA cache_size").fetchone()
+        conn.execute(f"PRAGMA cache_size = {SCAN_CACHE_SIZE}")
+        try:
+            yield conn
+        finally:
+            conn.execute(f"PRAGMA cache_size = {size}")
+
     def stream_positions(self, prefix: str, max_position: int) -> StreamPositions:
         """Positions of each stream named `prefix<id>`: two scans of the (stream, version)
         index, both in stream order, one for the names and counts, one for the positions
         (as one text, so that no small text per stream stays behind in memory)."""
         bounds = (prefix, _after_prefix(prefix), max_position)
-        rows = (
-            self._connection()
-            .execute(
+        with self._scanning() as conn:
+            rows = conn.execute(
                 "SELECT substr(stream, ?), count(*) FROM events"
                 " WHERE stream >= ? AND stream < ? AND position <= ?"
                 " GROUP BY stream ORDER BY stream",
                 (len(prefix) + 1, *bounds),
-            )
-            .fetchall()
-        )
-        names = [r[0] for r in rows]
-        counts = np.array([r[1] for r in rows], np.int64)
-        del rows
-        (text,) = (
-            self._connection()
-            .execute(
+            ).fetchall()
+            names = [r[0] for r in rows]
+            counts = np.array([r[1] for r in rows], np.int64)
+            del rows
+            (text,) = conn.execute(
                 "SELECT group_concat(position) FROM (SELECT position FROM events"
                 " WHERE stream >= ? AND stream < ? AND position <= ? ORDER BY stream)",
                 bounds,
-            )
-            .fetchone()
-        )
+            ).fetchone()
         return StreamPositions(names, counts, _integers(text or ""))
 
     def type_columns(self, max_position: int) -> Iterator[TypeColumns]:
         """Positions and occurred_at of each type, through the (type, occurred_at) index."""
         for event_type in self.event_types():
-            positions, occurred = (
-                self._connection()
-                .execute(
+            with self._scanning() as conn:
+                positions, occurred = conn.execute(
                     "SELECT group_concat(position), group_concat(occurred_at) FROM events"
                     " WHERE type = ? AND position <= ?",
                     (event_type, max_position),
-                )
-                .fetchone()
-            )
+                ).fetchone()
             if positions is not None:
                 yield TypeColumns(event_type, _integers(positions), _integers(occurred))
 
@@ -222,30 +226,25 @@ class SQLitePopulationQueries:
         values: list[np.ndarray] = []
         for after in range(0, max_position, chunk):
             until = min(after + chunk, max_position)
-            count, recorded = (
-                self._connection()
-                .execute(
+            with self._scanning() as conn:
+                count, recorded = conn.execute(
                     "SELECT count(*), group_concat(recorded_at) FROM events"
                     " WHERE position > ? AND position <= ?",
                     (after, until),
-                )
-                .fetchone()
-            )
-            if not count:
-                continue
-            r = _integers(recorded)
-            if count == until - after:  # positions are gapless: no need to read them
-                p = np.arange(after + 1, until + 1)
-            else:
-                p = _integers(
-                    self._connection()
-                    .execute(
-                        "SELECT group_concat(position) FROM events"
-                        " WHERE position > ? AND position <= ?",
-                        (after, until),
+                ).fetchone()
+                if not count:
+                    continue
+                r = _integers(recorded)
+                if count == until - after:  # positions are gapless: no need to read them
+                    p = np.arange(after + 1, until + 1)
+                else:
+                    p = _integers(
+                        conn.execute(
+                            "SELECT group_concat(position) FROM events"
+                            " WHERE position > ? AND position <= ?",
+                            (after, until),
+                        ).fetchone()[0]
                     )
-                    .fetchone()[0]
-                )
             first = np.flatnonzero(np.diff(r, prepend=r[0] - 1))
             starts.append(p[first])
             values.append(r[first])
@@ -278,13 +277,17 @@ class SQLitePopulationQueries:
         sql = f"SELECT group_concat(position){texts} FROM events WHERE {' AND '.join(clauses)}"
         for after in range(0, max_position, chunk):
             params = [*map(_path, fields), after, min(after + chunk, max_position)]
-            row = self._connection().execute(sql, [*params, *(types or ())]).fetchone()
+            with self._scanning() as conn:
+                row = conn.execute(sql, [*params, *(types or ())]).fetchone()
             if row[0] is not None:
                 found = {f: text.split(_SEPARATOR) for f, text in zip(fields, row[1:], strict=True)}
                 yield FieldTexts(_integers(row[0]), found)
 
 
 _SEPARATOR = "\x1f"
+# Pages of the cache while a statement scans the log (negative: in KiB, 8 MB): enough for the
+# b-trees' inner pages along the way.
+SCAN_CACHE_SIZE = -8192
 
 
 def _integers(text: str) -> np.ndarray:

@@ -50,3 +50,18 @@ def test_field_texts_come_once_each_whatever_the_chunks(tmp_path):
     # Every type: by position, contacts' streams only.
     every = _texts(queries.field_texts(None, ["amount"], 10, 3))
     assert [position for position, _ in every] == [1, 2, 3, 4, 5, 6, 7, 8, 10]
+
+
+def test_bulk_reads_give_the_connection_its_page_cache_back(tmp_path):
+    """Scans of the log read with a small page cache (a full one would stay behind through a
+    rebuild) and set the connection's own size back: appends and evaluations use it."""
+    log = SQLiteEventStore(tmp_path / "log.db", Clock(T + 100))
+    log.append([NewEvent(f"e{i}", f"contact:c{i}", "purchased", {"amount": i}) for i in range(5)])
+    queries = log.population()
+    own = log.connection().execute("PRAGMA cache_size").fetchone()[0]
+    assert own == -65536
+    assert queries.stream_positions("contact:", 5).counts.tolist() == [1] * 5
+    assert [c.type for c in queries.type_columns(5)] == ["purchased"]
+    assert queries.recorded_runs(5, 2)[0].tolist() == [1]
+    assert len(_texts(queries.field_texts(["purchased"], ["amount"], 5, 2))) == 5
+    assert log.connection().execute("PRAGMA cache_size").fetchone()[0] == own
