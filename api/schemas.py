@@ -370,13 +370,49 @@ class TransitionsOut(Schema):
     next_cursor = fields.String(allow_none=True)
 
 
+EXPLANATION_KINDS = (
+    "membership",
+    "and",
+    "or",
+    "not",
+    "event",
+    "aggregate",
+    "recency",
+    "property",
+    "segment",
+    "static_list",
+)
+
+
+class ExplanationOut(Schema):
+    kind = fields.String(metadata={"enum": list(EXPLANATION_KINDS)})
+    text = fields.String(metadata={"description": "the node's part of the rule, canonical"})
+    value = fields.Boolean()
+    next_change = Instant(
+        allow_none=True,
+        metadata={"description": "when the value can next change with no new event"},
+    )
+    details = fields.Dict(
+        metadata={
+            "description": "the evidence, by kind. event: event_type, count, events (the latest"
+            " 1,000: event_id, position, occurred_at), window (after, until). aggregate: the"
+            " same with function, property and aggregate. recency: which (first or last),"
+            " threshold, events (the one that counts). property: property, value, set_by (the"
+            " event that set it). segment: segment_id, and the segment's own tree as the child."
+            " membership: contact_exists, exists_from, and at the root segment_id and"
+            " rule_version"
+        }
+    )
+    children = fields.List(fields.Nested(lambda: ExplanationOut()))
+
+
 class ExplainOut(Schema):
     segment_id = fields.String()
     contact_id = fields.String()
     at = Instant()
     member = fields.Boolean()
     rule_version = fields.Integer(allow_none=True)
-    explanation = fields.Dict()
+    explanation = fields.Nested(ExplanationOut)
 
 
 # ---- contacts ----

@@ -33,7 +33,7 @@ from grammar import to_json
 
 bp = Blueprint("segments", __name__)
 log = logging.getLogger(__name__)
-INSTANT_KEYS = {"occurred_at", "after", "until", "threshold", "exists_from", "next_change"}
+INSTANT_KEYS = {"occurred_at", "after", "until", "threshold", "exists_from"}
 
 
 def segment_json(segment: Segment) -> dict[str, Any]:
@@ -365,12 +365,12 @@ def explain(segment_id: str, contact_id: str) -> Response:
 
 
 def explanation_json(node: Explanation) -> dict[str, Any]:
-    """An explanation tree with its instants written as ISO-8601."""
+    """An explanation tree with the instants in its details written as ISO-8601."""
     return {
         "kind": node.kind,
         "text": node.text,
         "value": node.value,
-        "next_change": s.format_instant(node.next_change),
+        "next_change": node.next_change,
         "details": _instants(dict(node.details)),
         "children": [explanation_json(c) for c in node.children],
     }

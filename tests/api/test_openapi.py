@@ -115,3 +115,34 @@ def test_the_documented_id_patterns_are_the_ids_the_api_takes(client, api, text)
         sent = {"contact_id": "c", "type": "email_opened", name: text}
         taken = api("producer").post("/v1/events", json=sent).status_code
         assert (taken in (200, 201)) == _id_as_described(text, in_urls), taken
+
+
+def test_an_explanation_has_the_documented_shape(client, api):
+    spec = client.get("/openapi.json").json
+    node = spec["components"]["schemas"]["ExplanationOut"]["properties"]
+    for event in (
+        {"contact_id": "ann", "type": "purchased", "properties": {"amount": 5}},
+        {"contact_id": "ann", "type": "contact_updated", "properties": {"country": "DE"}},
+    ):
+        assert api("producer").post("/v1/events", json=event).status_code == 201
+    marketer = api("marketer")
+    assert marketer.post("/v1/segments", json={"name": "VIP", "kind": "static"}).status_code == 201
+    rule = (
+        "(opened email within 7 days or not clicked email within 1 day) and total amount of"
+        ' purchased >= 5 and last purchased less than 1 day ago and country is "DE"'
+        ' and not in segment "VIP"'
+    )
+    assert marketer.post("/v1/segments", json={"name": "All", "rule": rule}).status_code == 201
+    tree = api("auditor").get("/v1/segments/all/explain/ann").json["explanation"]
+    kinds = set()
+
+    def walk(n):
+        assert set(n) == set(node)
+        kinds.add(n["kind"])
+        for child in n["children"]:
+            walk(child)
+
+    walk(tree)
+    assert kinds == set(node["kind"]["enum"])
+    assert tree["value"] is True
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", tree["next_change"])
