@@ -9,6 +9,8 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Flask
 
+from api.schemas import MAX_EVIDENCE
+
 PROBLEM = {
     "type": "object",
     "properties": {
@@ -41,6 +43,7 @@ QUERY_SCHEMAS: dict[str, dict[str, Any]] = {
     "after": {"type": "integer", "minimum": 0, "maximum": 10**18 - 1},
     "at": {"type": "string", "format": "date-time"},
     "archived": {"type": "boolean"},
+    "evidence": {"type": "integer", "minimum": 1, "maximum": MAX_EVIDENCE},
 }
 TEXT = {"type": "string", "minLength": 1}
 

@@ -370,6 +370,8 @@ class TransitionsOut(Schema):
     next_cursor = fields.String(allow_none=True)
 
 
+# Events an explanation lists per clause (the latest ones): by default, and at most.
+EVIDENCE, MAX_EVIDENCE = 1_000, 100_000
 EXPLANATION_KINDS = (
     "membership",
     "and",
@@ -394,9 +396,10 @@ class ExplanationOut(Schema):
     )
     details = fields.Dict(
         metadata={
-            "description": "the evidence, by kind. event: event_type, count, events (the latest"
-            " 1,000: event_id, position, occurred_at), window (after, until). aggregate: the"
-            " same with function, property and aggregate. recency: which (first or last),"
+            "description": "the evidence, by kind. event: event_type, count, events (the"
+            " latest `evidence` of them: event_id, position, occurred_at), window (after,"
+            " until). aggregate: the same with function, property and aggregate. recency:"
+            " which (first or last),"
             " threshold, events (the one that counts). property: property, value, set_by (the"
             " event that set it). segment: segment_id, and the segment's own tree as the child."
             " membership: contact_exists, exists_from, and at the root segment_id and"

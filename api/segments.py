@@ -343,12 +343,17 @@ def get_transitions(segment_id: str) -> Response:
     "Why a contact is, or is not, in a segment at an instant: the rule's tree with its evidence",
     "read",
     response=s.ExplainOut,
-    query={"at": "an ISO-8601 instant; default now"},
+    query={
+        "at": "an ISO-8601 instant; default now",
+        "evidence": f"events listed per clause, the latest; {s.EVIDENCE:,} by default, at"
+        f" most {s.MAX_EVIDENCE:,} (each clause's count counts them all)",
+    },
     errors=(400, 404),
 )
 def explain(segment_id: str, contact_id: str) -> Response:
     service = services().service
     at = instant_arg()
+    evidence = limit_arg(s.EVIDENCE, s.MAX_EVIDENCE, "evidence")
     t = service.clock() if at is None else at
     tree = service.explain(segment_id, contact_id, t)
     return dump(
@@ -359,20 +364,25 @@ def explain(segment_id: str, contact_id: str) -> Response:
             "at": t,
             "member": tree.value,
             "rule_version": tree.details.get("rule_version"),
-            "explanation": explanation_json(tree),
+            "explanation": explanation_json(tree, evidence),
         },
     )
 
 
-def explanation_json(node: Explanation) -> dict[str, Any]:
-    """An explanation tree with the instants in its details written as ISO-8601."""
+def explanation_json(node: Explanation, evidence: int) -> dict[str, Any]:
+    """An explanation tree with the instants in its details written as ISO-8601, and at
+    most the latest `evidence` events listed per clause (a contact with a million page
+    views would otherwise be explained with a million events)."""
+    details = dict(node.details)
+    if "events" in details:
+        details["events"] = details["events"][-evidence:]
     return {
         "kind": node.kind,
         "text": node.text,
         "value": node.value,
         "next_change": node.next_change,
-        "details": _instants(dict(node.details)),
-        "children": [explanation_json(c) for c in node.children],
+        "details": _instants(details),
+        "children": [explanation_json(c, evidence) for c in node.children],
     }
 
 

@@ -361,15 +361,15 @@ def bad_query(name: str, message: str, detail: str) -> Problem:
     return Problem(400, "Invalid query parameter", detail, [{"field": name, "message": message}])
 
 
-def limit_arg(default: int = 100, maximum: int = 1000) -> int:
-    """The page size from the query string."""
-    text = request.args.get("limit")
+def limit_arg(default: int = 100, maximum: int = 1000, name: str = "limit") -> int:
+    """A count from the query string (by default the page size), 1 to `maximum`."""
+    text = request.args.get(name)
     if text is None:
         return default
     number = whole_number(text)
     if number is None or not 1 <= number <= maximum:
         message = f"a whole number from 1 to {maximum}"
-        raise bad_query("limit", message, f"limit is {message}")
+        raise bad_query(name, message, f"{name} is {message}")
     return number
 
 

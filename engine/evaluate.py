@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import bisect
 import heapq
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -174,15 +174,10 @@ def compile_filter(cond: a.Condition) -> DataTest:
 # ---- leaves over events ----
 
 
-#: Events listed as a node's evidence, at most: the latest ones. `count` says how many there
-#: are; a contact's whole stream is paged through GET /v1/contacts/{id}/events.
-EVIDENCE_LIMIT = 1_000
-
-
-def _evidence(events: Sequence[Event]) -> list[dict[str, Any]]:
+def _evidence(events: Iterable[Event]) -> list[dict[str, Any]]:
     return [
         {"event_id": e.event_id, "position": e.position, "occurred_at": e.occurred_at}
-        for e in events[-EVIDENCE_LIMIT:]
+        for e in events
     ]
 
 

@@ -297,6 +297,28 @@ def test_explain_shows_the_evidence(api, clock):
     )
 
 
+def test_explain_lists_the_latest_events_of_a_clause_and_counts_them_all(api, clock):
+    for i in range(5):
+        ingest(api, {"event_id": f"o-{i}", "contact_id": "ann", "type": "email_opened"})
+        clock.advance(1)
+    define(api, "Openers", "opened email at least 3 times")
+    url = "/v1/segments/openers/explain/ann"
+
+    def clause(query=""):
+        body = api("auditor").get(url + query).json
+        return body["explanation"]["children"][0]["details"]
+
+    assert clause()["count"] == 5
+    assert [e["event_id"] for e in clause()["events"]] == [f"o-{i}" for i in range(5)]
+    shown = clause("?evidence=2")
+    assert shown["count"] == 5
+    assert [e["event_id"] for e in shown["events"]] == ["o-3", "o-4"]
+    for bad in ("0", "100001", "all"):
+        refused = api("auditor").get(f"{url}?evidence={bad}")
+        assert refused.status_code == 400
+        assert refused.json["errors"][0]["field"] == "evidence"
+
+
 def test_members_page_by_opaque_cursor_now_and_as_of_an_instant(api, clock):
     define(api, "Openers", "opened email within 7 days")
     ingest(api, *({"contact_id": f"c{i:02d}", "type": "email_opened"} for i in range(7)))
