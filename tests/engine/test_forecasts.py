@@ -1,5 +1,5 @@
 """Deadlines that carry what they bring: settled at their instant without reading the
-contact's events, and forgotten when an entry bears on the contact first."""
+contact's events, and worked out again when an entry bears on the contact first."""
 
 from __future__ import annotations
 
@@ -46,10 +46,9 @@ def test_a_deadline_knows_the_exit_it_brings(tmp_path):
     assert deadline_row(service.projection, "openers", "c1") == []
 
 
-def test_an_event_that_keeps_a_member_in_drops_the_forecast(tmp_path):
-    """A second open does not change membership (nothing is evaluated), but the exit the
-    deadline foresaw will not happen then: the deadline fires as a plain one, and the
-    contact leaves seven days after the second open."""
+def test_an_event_that_keeps_a_member_in_moves_the_deadline_and_its_forecast(tmp_path):
+    """A second open does not change membership, but the exit the deadline foresaw will not
+    happen then: the deadline moves to seven days after the second open, still foreseen."""
     clock = Clock(START)
     service = service_at(tmp_path, clock)
     service.define_segment("Openers", "opened email within 7 days")
@@ -57,7 +56,7 @@ def test_an_event_that_keeps_a_member_in_drops_the_forecast(tmp_path):
     clock.now = START + 3 * DAY
     service.ingest([ContactEvent("c1", "email_opened")])
     assert deadline_row(service.projection, "openers", "c1") == [
-        ("openers", "c1", START + 7 * DAY, None)
+        ("openers", "c1", START + 10 * DAY, Forecast(False, None))
     ]
     clock.now = START + 7 * DAY
     service.catch_up()
