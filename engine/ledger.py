@@ -28,7 +28,9 @@ class Ledger:
         self._due: dict[Key, int] = {}
         self._forecasts: dict[Key, Forecast] = {}
         self._loaded: set[str] = set()  # contacts whose every row was read
-        self._known: set[Key] = set()  # single rows settled (see settle_foreseen)
+        # Rows known one at a time, not with all of their contact's: read for one segment
+        # (load_segment) or settled (settle_foreseen).
+        self._known: set[Key] = set()
         self._written: set[Key] = set()  # rows changed since the last flush
         self._transitions: list[TransitionRecord] = []
         self._last_id: int | None = None
@@ -40,7 +42,23 @@ class Ledger:
         missing = [c for c in contacts if c not in loaded]
         if not missing:
             return
-        for segment_id, contact, since, due, forecast in self.session.memberships_of(missing):
+        self._keep(self.session.memberships_of(missing))
+        self._loaded.update(missing)
+
+    def load_segment(self, segment_id: str, contacts: Iterable[str]) -> None:
+        """Read the rows of some contacts in one segment, in one query: for work on that
+        segment alone (a new rule settles a hundred thousand contacts), their rows in the
+        others are not needed."""
+        missing = [
+            c for c in contacts if c not in self._loaded and (segment_id, c) not in self._known
+        ]
+        if not missing:
+            return
+        self._keep(self.session.memberships_of(missing, segment_id))
+        self._known.update((segment_id, c) for c in missing)
+
+    def _keep(self, rows: Iterable[MembershipRow]) -> None:
+        for segment_id, contact, since, due, forecast in rows:
             key = (segment_id, contact)
             if key in self._written:
                 continue  # changed here since it was known: newer than the session's
@@ -50,7 +68,6 @@ class Ledger:
                 self._due[key] = due
             if forecast is not None:
                 self._forecasts[key] = forecast
-        self._loaded.update(missing)
 
     def _read(self, segment_id: str, contact: str) -> None:
         if contact not in self._loaded and (segment_id, contact) not in self._known:

@@ -604,7 +604,9 @@ class Projector:
         reads = self._reads_of(segment)
         by_contact = {t.contact: t for t in touched}
         earlier = {c for s, c in self._transitions_at(session, r) if s == segment.id}
-        for contact in sorted((answer.members ^ current) | earlier):
+        changed = sorted((answer.members ^ current) | earlier)
+        self.ledger.load_segment(segment.id, changed)  # one read, not one per contact
+        for contact in changed:
             t = by_contact.get(contact)
             causes = t.causes(reads) if t else []
             value = contact in answer.members
@@ -616,7 +618,9 @@ class Projector:
         """Every member leaves; a change already made at r now has the archive as its cause."""
         self.ledger.forget()
         earlier = {c for s, c in self._transitions_at(session, r) if s == segment.id}
-        for contact in sorted(session.member_set(segment.id) | earlier):
+        leaving = sorted(session.member_set(segment.id) | earlier)
+        self.ledger.load_segment(segment.id, leaving)
+        for contact in leaving:
             self._settle(session, segment, contact, r, False, position, {position: "archived"})
         self.ledger.forget()
         session.clear_deadlines(segment.id)

@@ -205,8 +205,10 @@ class ProjectionSession(ContactReads, Protocol):
         """Those of the contacts the projection knows already."""
         ...
 
-    def memberships_of(self, contact_ids: Sequence[str]) -> list[MembershipRow]:
-        """The rows of some contacts, in every segment."""
+    def memberships_of(
+        self, contact_ids: Sequence[str], segment_id: str | None = None
+    ) -> list[MembershipRow]:
+        """The rows of some contacts, in every segment or in one."""
         ...
 
     def write_memberships(self, rows: Sequence[MembershipRow]) -> None:

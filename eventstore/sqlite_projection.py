@@ -467,13 +467,23 @@ class SQLiteProjectionSession(SQLiteContactReads, SQLiteTransaction):
         )
         return {r[0] for r in rows}
 
-    def memberships_of(self, contact_ids: Sequence[str]) -> list[MembershipRow]:
-        """The rows of some contacts, in every segment."""
-        rows = self.conn.execute(
-            f"SELECT {_MEMBERSHIP_COLUMNS} FROM memberships"
-            " WHERE contact_id IN (SELECT value FROM json_each(?))",
-            (json.dumps(list(contact_ids)),),
-        )
+    def memberships_of(
+        self, contact_ids: Sequence[str], segment_id: str | None = None
+    ) -> list[MembershipRow]:
+        """The rows of some contacts, in every segment or in one."""
+        contacts = json.dumps(list(contact_ids))
+        if segment_id is None:
+            rows = self.conn.execute(
+                f"SELECT {_MEMBERSHIP_COLUMNS} FROM memberships"
+                " WHERE contact_id IN (SELECT value FROM json_each(?))",
+                (contacts,),
+            )
+        else:
+            rows = self.conn.execute(
+                f"SELECT {_MEMBERSHIP_COLUMNS} FROM memberships"
+                " WHERE segment_id = ? AND contact_id IN (SELECT value FROM json_each(?))",
+                (segment_id, contacts),
+            )
         return _membership_rows(rows)
 
     def write_memberships(self, rows: Sequence[MembershipRow]) -> None:

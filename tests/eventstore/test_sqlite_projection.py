@@ -232,6 +232,12 @@ def test_one_row_holds_a_membership_and_its_deadline(tmp_path):
             ("s", "coming", None, 400, None),
             ("s", "leaving", 20, 500, ahead),
         ]
+        assert sorted(s.memberships_of(["member", "coming"])) == [
+            ("s", "coming", None, 400, None),
+            ("s", "member", 10, None, None),
+            ("t", "member", 30, None, None),
+        ]
+        assert s.memberships_of(["member", "coming"], "t") == [("t", "member", 30, None, None)]
         # Neither a member nor with a deadline: the row goes.
         s.write_memberships([("s", "leaving", None, None, None), ("s", "coming", 400, None, None)])
         assert s.memberships_of(["leaving"]) == []
