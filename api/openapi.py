@@ -9,6 +9,7 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Flask
 
+from api import rule_schema
 from api.schemas import MAX_EVIDENCE
 
 PROBLEM = {
@@ -64,6 +65,8 @@ def build_spec(app: Flask) -> dict[str, Any]:
     spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     spec.components.schema("ProblemDetailOut", schema=schemas.ProblemDetailOut)
     spec.components.schema("Problem", PROBLEM)
+    for name, component in rule_schema.components().items():
+        spec.components.schema(name, component)
     paths: dict[str, dict[str, Any]] = {}
     for rule in app.url_map.iter_rules():
         view = app.view_functions[rule.endpoint]

@@ -9,6 +9,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from api.rule_schema import ref
 from grammar import vocabulary
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -257,7 +258,9 @@ class RuleReadsOut(Schema):
 class RuleOut(Schema):
     valid = fields.Boolean()
     rule = fields.String(metadata={"description": "the canonical text"})
-    ast = fields.Dict()
+    ast = fields.Dict(
+        metadata={"description": "the rule's syntax tree", "allOf": [ref("RuleNode")]}
+    )
     reads = fields.Nested(RuleReadsOut)
 
 

@@ -7,6 +7,12 @@ import re
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from openapi_schema_validator import OAS30Validator, oas30_format_checker
+
+from grammar import parse, to_json
+from grammar.ast import segment_refs
+from tests.grammar.strategies import rules
+from tests.grammar.valid_rules import VALID
 
 # Every character str.strip() takes off, and some around them, at either end of an id.
 SPACES = [
@@ -146,3 +152,63 @@ def test_an_explanation_has_the_documented_shape(client, api):
     assert kinds == set(node["kind"]["enum"])
     assert tree["value"] is True
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", tree["next_change"])
+
+
+def _validator(spec, component):
+    """A validator of one of the document's components, its references resolved in the
+    document (OpenAPI 3.0's dialect: `nullable`, `discriminator`)."""
+    schema = {"$ref": f"#/components/schemas/{component}", "components": spec["components"]}
+    return OAS30Validator(schema, format_checker=oas30_format_checker)
+
+
+def test_every_sentence_of_the_rule_language_answers_with_a_documented_ast(client, api):
+    spec = client.get("/openapi.json").json
+    ast = spec["components"]["schemas"]["RuleOut"]["properties"]["ast"]
+    assert ast["allOf"] == [{"$ref": "#/components/schemas/RuleNode"}]
+    validator = _validator(spec, "RuleNode")
+    marketer = api("marketer")
+    for name in sorted(set().union(*(segment_refs(node) for _, node in VALID))):
+        # A name and its id ("Engaged leads", "engaged-leads") are one segment: 409.
+        created = marketer.post("/v1/segments", json={"name": name, "kind": "static"})
+        assert created.status_code in (201, 409)
+    kinds = set()
+    for text, _ in VALID:
+        answer = marketer.post("/v1/rules/validate", json={"rule": text})
+        assert answer.status_code == 200, (text, answer.json)
+        tree = answer.json["ast"]
+        assert not list(validator.iter_errors(tree)), text
+        kinds |= set(re.findall(r"'kind': '(\w+)'", repr(tree)))
+    mapping = spec["components"]["schemas"]["RuleNode"]["discriminator"]["mapping"]
+    # The sentences use every kind of node the document names (and a few parts besides).
+    assert set(mapping) <= kinds
+    assert kinds - set(mapping) == {"event", "count", "duration", "date"}
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rule=rules)
+def test_every_ast_the_grammar_can_build_is_documented(client, rule):
+    validator = _validator(client.get("/openapi.json").json, "RuleNode")
+    assert not list(validator.iter_errors(to_json(rule)))
+
+
+def test_the_documented_ast_refuses_what_the_grammar_never_writes(client):
+    validator = _validator(client.get("/openapi.json").json, "RuleNode")
+    good = to_json(parse("total amount of purchased where coupon is unknown >= 5"))
+    assert validator.is_valid(good)
+    for path, bad in (
+        ((), ("kind", "sum")),
+        ((), ("op", "==")),
+        ((), ("value", "5")),
+        ((), ("extra", 1)),
+        (("event",), ("type", 3)),
+        (("event", "filter"), ("known", None)),
+        (("event", "filter"), ("span", {"line": 0, "column": 1, "end_line": 1, "end_column": 2})),
+    ):
+        node = tree = json.loads(json.dumps(good))
+        for key in path:
+            node = node[key]
+        node[bad[0]] = bad[1]
+        assert not validator.is_valid(tree), (path, bad)
+    missing = json.loads(json.dumps(good))
+    del missing["window"]
+    assert not validator.is_valid(missing)
