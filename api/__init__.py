@@ -34,6 +34,9 @@ DEFAULTS: dict[str, Any] = {
     # so many seconds, rather than on the commit that finds it long (which then waits for
     # it): api.serve sets it. None leaves it to SQLite, as CLI commands and tests do.
     "WAL_CHECKPOINT_SECONDS": None,
+    # Work out, when nothing else is going on, what deadlines set without a forecast (a new
+    # rule's) will bring: a few thousand every so many seconds (None: never).
+    "FORESEE_SECONDS": 1.0,
     "CLOCK": None,
 }
 
@@ -77,6 +80,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         scheduler = DeadlineScheduler(service.catch_up_in_turns, app.config["POLL_SECONDS"])
         if checkpoint_seconds is not None:
             scheduler.every(checkpoint_seconds, log.checkpoint_wal, "wal-checkpoint")
+        if app.config["FORESEE_SECONDS"] is not None:
+            scheduler.every(app.config["FORESEE_SECONDS"], service.foresee, "foresee")
     app.extensions["segments"] = Services(
         service, SQLiteKeyStore(path, busy_timeout_ms=wait), scheduler
     )

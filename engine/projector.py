@@ -342,6 +342,10 @@ class Projector:
         )
         self._settled_until = 0
         self._ledger: Ledger | None = None
+        # Where foresee() got to in the deadlines without a forecast (None: from the start),
+        # and whether it went through them all with nothing applied since.
+        self._foresee_after: tuple[int, str, str] | None = None
+        self._foreseen_all = False
 
     # ---- the loop ----
 
@@ -403,8 +407,55 @@ class Projector:
         head = self.log.last_position() if until_position is None else until_position
         return position >= head
 
-    def _in_session(self, work: Callable[[ProjectionSession], Any]) -> Any:
+    def foresee(self, limit: int) -> int:
+        """Work out ahead of time what up to `limit` deadlines set without a forecast will
+        bring, earliest first; how many were looked at (0: none left to look at).
+
+        A new rule's deadlines come without one (it is evaluated set-wise), and so does the
+        next after a foreseen one. Foreseen now, they too settle in bulk when they come,
+        without reading the contacts' events then: 100,000 exits in one second took 4-6 s
+        unforeseen. A forecast holds until an event bears on the contact, as one set with
+        the deadline does.
+        """
+        if self._foreseen_all:
+            return 0
+        return self._in_session(lambda s: self._foresee(s, limit), foreseeing=True)
+
+    def _foresee(self, session: ProjectionSession, limit: int) -> int:
+        # Past the projection's instant: what is due by then is the catch-up's.
+        start = (session.instant + 1, "", "")
+        rows = session.unforeseen(max(self._foresee_after or start, start), limit)
+        if not rows:
+            self._foresee_after, self._foreseen_all = None, True
+            return 0
+        segment_id, contact, _, due, _ = rows[-1]
+        assert due is not None
+        self._foresee_after = (due, segment_id, contact)
+        contacts = {row[1] for row in rows}
+        self.ledger.load(contacts)
+        self._histories.prefetch(contacts, session.position)
+        for segment_id, contact, _, due, _ in rows:
+            segment = self.registry.get(segment_id)
+            assert due is not None
+            if (
+                segment is None
+                or segment.current is None
+                or segment.kind != DYNAMIC
+                or not self._foreseeable(segment, contact, due)
+            ):
+                continue
+            history = self._histories.get(contact, session.position)
+            ctx = Context(history, LedgerSegments(self.ledger, self.registry, contact))
+            forecast = Forecast(*evaluate_member(segment.current.node, ctx, due))
+            self.ledger.set_deadline(segment_id, contact, due, forecast)
+        return len(rows)
+
+    def _in_session(
+        self, work: Callable[[ProjectionSession], Any], foreseeing: bool = False
+    ) -> Any:
         """Run work in one projection transaction; on failure forget every cache."""
+        if not foreseeing:
+            self._foreseen_all = False  # the work may set deadlines without a forecast
         try:
             with _collector_paused(), self.projection.session() as session:
                 if self._committed != (session.position, session.instant):

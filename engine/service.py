@@ -175,6 +175,18 @@ class Service:
         finally:
             self._turns_since = None
 
+    def foresee(self, limit: int = 2_000) -> int:
+        """Forecasts for up to `limit` deadlines set without one (see Projector.foresee), if
+        no one else is at work: how many deadlines were looked at."""
+        if not self._lock.acquire(blocking=False):
+            return 0  # a request or a catch-up comes first; this is for idle time
+        try:
+            return self.projector.foresee(limit)
+        except StoreBusy:
+            return 0  # another process is writing: next time
+        finally:
+            self._lock.release()
+
     @property
     def backlog_since(self) -> int | None:
         """When the catch-up in turns under way began, once it has run backlog_after_ms (also

@@ -7,7 +7,10 @@ import logging
 import threading
 import time
 
+from api import create_app, start_background
 from api.scheduler import DeadlineScheduler
+from engine.service import ContactEvent
+from tests.clock import START, Clock
 
 
 def test_a_periodic_job_runs_again_after_failing(caplog):
@@ -89,3 +92,26 @@ def test_a_failed_catch_up_is_retried_within_a_second_not_at_the_next_poll(caplo
     gaps = [b - a for a, b in itertools.pairwise(runs)]
     assert 0.9 < gaps[0] < 1.9 <= gaps[1] < 30, gaps  # a second, then two; the poll: an hour
     assert "retrying in 1.0 s" in caplog.text
+
+
+def test_the_service_works_out_a_new_rules_forecasts_while_idle(tmp_path):
+    clock = Clock(START)
+    app = create_app(
+        {"SEGMENTS_DB": str(tmp_path / "s.db"), "CLOCK": clock, "FORESEE_SECONDS": 0.05}
+    )
+    service = app.extensions["segments"].service
+    service.ingest([ContactEvent("c1", "email_opened")])
+    service.define_segment("Openers", "opened email within 7 days")
+    with service.projection.session() as session:
+        assert session.unforeseen((0, "", ""), 10)
+    start_background(app)
+    try:
+        for _ in range(100):
+            with service.projection.session() as session:
+                if not session.unforeseen((0, "", ""), 10):
+                    break
+            time.sleep(0.05)
+        else:
+            raise AssertionError("the new rule's deadline was not foreseen")
+    finally:
+        app.extensions["segments"].scheduler.shutdown()

@@ -3,6 +3,8 @@ contact's events, and worked out again when an entry bears on the contact first.
 
 from __future__ import annotations
 
+import threading
+
 from engine.projector import Projector
 from engine.service import ContactEvent, Service
 from engine.timeline import replay_timeline
@@ -146,3 +148,111 @@ def test_forecasts_change_nothing_a_plain_evaluation_would_give(tmp_path):
     ]
     Projector(service.log, rebuilt).advance(clock.now)
     assert history(rebuilt) == live
+
+
+def test_a_new_rules_deadlines_are_foreseen_ahead_of_time(tmp_path):
+    """A segment created over existing contacts is evaluated set-wise: its deadlines come
+    without a forecast, and foresee() works them out, earliest first, a few at a time."""
+    clock = Clock(START)
+    service = service_at(tmp_path, clock)
+    for day, contact in enumerate(("c1", "c2", "c3")):
+        clock.now = START + day * DAY
+        service.ingest([ContactEvent(contact, "email_opened")])
+    service.define_segment("Openers", "opened email within 7 days")
+    due = {c: START + (7 + day) * DAY for day, c in enumerate(("c1", "c2", "c3"))}
+    for contact in due:
+        assert deadline_row(service.projection, "openers", contact) == [
+            ("openers", contact, due[contact], None)
+        ]
+
+    assert service.foresee(limit=2) == 2
+    assert deadline_row(service.projection, "openers", "c3")[0][3] is None
+    assert service.foresee(limit=2) == 1
+    assert service.foresee(limit=2) == 0
+    for contact in due:
+        assert deadline_row(service.projection, "openers", contact) == [
+            ("openers", contact, due[contact], Forecast(False, None))
+        ]
+
+    clock.now = START + 20 * DAY
+    service.catch_up()
+    plain = SQLiteProjectionStore(tmp_path / "plain.db")
+    Projector(service.log, plain, forecasts=False).advance(clock.now)
+    assert history(plain) == history(service.projection)
+    exits = {(t[1], t[3]) for t in history(service.projection) if t[2] == "exited"}
+    assert exits == set(due.items())
+
+
+def test_the_deadline_after_a_foreseen_one_is_foreseen_in_its_turn(tmp_path):
+    clock = Clock(START)
+    service = service_at(tmp_path, clock)
+    service.define_segment(
+        "Lapsing", "opened email within 3 days and not opened email within 1 day"
+    )
+    service.ingest([ContactEvent("c1", "email_opened")])
+    # In a day after the open, out two days later.
+    assert deadline_row(service.projection, "lapsing", "c1") == [
+        ("lapsing", "c1", START + DAY, Forecast(True, START + 3 * DAY))
+    ]
+    clock.now = START + 2 * DAY
+    service.catch_up()
+    assert deadline_row(service.projection, "lapsing", "c1") == [
+        ("lapsing", "c1", START + 3 * DAY, None)
+    ]
+    assert service.foresee() == 1
+    assert deadline_row(service.projection, "lapsing", "c1") == [
+        ("lapsing", "c1", START + 3 * DAY, Forecast(False, None))
+    ]
+    clock.now = START + 4 * DAY
+    service.catch_up()
+    assert [t[2:4] for t in history(service.projection)] == [
+        ("entered", START + DAY),
+        ("exited", START + 3 * DAY),
+    ]
+
+
+def test_foresee_passes_over_what_cannot_be_foreseen_and_waits_for_new_work(tmp_path):
+    clock = Clock(START)
+    service = service_at(tmp_path, clock)
+    service.define_segment("Openers", "opened email within 7 days")
+    service.define_segment("Quiet openers", 'in segment "Openers" and not purchased within 2 days')
+    service.ingest([ContactEvent("c1", "email_opened")])
+    # Both leave at once: the referring rule's deadline cannot be foreseen, and is left as is.
+    assert service.foresee() == 1
+    assert deadline_row(service.projection, "quiet-openers", "c1")[0][3] is None
+    assert service.foresee() == 0
+    assert service.foresee() == 0  # and is not looked at again while nothing happens
+
+    clock.now = START + DAY
+    service.ingest([ContactEvent("c2", "email_opened")])
+    service.change_rule("openers", "opened email within 6 days")
+    # The new rule's two deadlines, and the two of the rule that refers to it, evaluated
+    # again with it: only the first two can be foreseen.
+    assert service.foresee() == 4
+    assert deadline_row(service.projection, "openers", "c2") == [
+        ("openers", "c2", START + 7 * DAY, Forecast(False, None))
+    ]
+    assert deadline_row(service.projection, "quiet-openers", "c2")[0][3] is None
+
+
+def test_foresee_gives_way_to_other_work(tmp_path):
+    clock = Clock(START)
+    service = service_at(tmp_path, clock)
+    service.ingest([ContactEvent("c1", "email_opened")])
+    service.define_segment("Openers", "opened email within 7 days")
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with service._lock:
+            held.set()
+            release.wait(10)
+
+    worker = threading.Thread(target=hold)
+    worker.start()
+    held.wait(10)
+    try:
+        assert service.foresee() == 0
+    finally:
+        release.set()
+        worker.join()
+    assert service.foresee() == 1

@@ -153,10 +153,11 @@ def definition(name: str, rule: a.Condition) -> dict:
 
 
 def run_live(
-    scenario: Scenario, path, processes: int = 1
+    scenario: Scenario, path, processes: int = 1, foresee: bool = False
 ) -> tuple[SQLiteEventStore, SQLiteProjectionStore, int]:
     """Run a scenario live; with several `processes`, projectors on the one projection take
-    turns, as processes sharing a database do."""
+    turns, as processes sharing a database do; with `foresee`, each works out forecasts of
+    deadlines set without one, a few at a time, after each catch-up."""
     clock = Clock(BASE)
     log = SQLiteEventStore(path / "log.db", clock)
     projection = SQLiteProjectionStore(path / "log.db")
@@ -168,7 +169,10 @@ def run_live(
     )
 
     def advance(now: int) -> None:
-        next(projectors).advance(now)
+        projector = next(projectors)
+        projector.advance(now)
+        if foresee:
+            projector.foresee(2)
 
     ids = iter(range(1, 10_000))
     for step in scenario.steps:
@@ -286,10 +290,10 @@ def transitions_of(projection: SQLiteProjectionStore) -> list[tuple]:
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
-@given(scenario=scenarios(), processes=st.sampled_from([1, 2]))
-def test_live_replay_and_definition_agree(tmp_path_factory, scenario, processes):
+@given(scenario=scenarios(), processes=st.sampled_from([1, 2]), foresee=st.booleans())
+def test_live_replay_and_definition_agree(tmp_path_factory, scenario, processes, foresee):
     path = tmp_path_factory.mktemp("live")
-    log, live, end = run_live(scenario, path, processes)
+    log, live, end = run_live(scenario, path, processes, foresee)
 
     # The live run settles deadlines from their forecasts; the replay evaluates at each one,
     # keeps one contact's history at a time (the others are read back from the log), reads
