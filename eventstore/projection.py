@@ -177,9 +177,8 @@ class ProjectionSession(ContactReads, Protocol):
         """The rows whose deadline falls before an instant, earliest first."""
         ...
 
-    def unforeseen(self, after: tuple[int, str, str], limit: int) -> list[MembershipRow]:
-        """The rows whose deadline has no forecast, in (due, segment, contact) order after
-        the one given."""
+    def deadlines_after(self, after: tuple[int, str, str], limit: int) -> list[MembershipRow]:
+        """The rows with a deadline, in (due, segment, contact) order after the one given."""
         ...
 
     def clear_deadlines(self, segment_id: str) -> None:

@@ -88,12 +88,6 @@ def create_schema(db: sqlite_utils.Database) -> None:
         " (due, segment_id, contact_id, since, then_member, then_due)"
         " WHERE due IS NOT NULL"
     )
-    # The deadlines set without a forecast (a new rule's), to be foreseen ahead of time:
-    # few, once foreseen.
-    db.execute(
-        "CREATE INDEX IF NOT EXISTS memberships_unforeseen ON memberships"
-        " (due, segment_id, contact_id) WHERE due IS NOT NULL AND then_member IS NULL"
-    )
     # Entries minus exits, per segment: listing segments reads a number, not every member.
     db.execute(
         "CREATE TABLE IF NOT EXISTS member_counts (segment_id TEXT PRIMARY KEY,"
@@ -425,14 +419,11 @@ class SQLiteProjectionSession(SQLiteContactReads, SQLiteTransaction):
         )
         return _membership_rows(rows)
 
-    def unforeseen(self, after: tuple[int, str, str], limit: int) -> list[MembershipRow]:
-        """The rows whose deadline has no forecast, in (due, segment, contact) order after
-        the one given."""
+    def deadlines_after(self, after: tuple[int, str, str], limit: int) -> list[MembershipRow]:
+        """The rows with a deadline, in (due, segment, contact) order after the one given."""
         rows = self.conn.execute(
-            # The planner, left to itself, scans every deadline in memberships_due instead.
-            f"SELECT {_MEMBERSHIP_COLUMNS} FROM memberships INDEXED BY memberships_unforeseen"
-            " WHERE due IS NOT NULL AND then_member IS NULL"
-            " AND (due, segment_id, contact_id) > (?, ?, ?)"
+            f"SELECT {_MEMBERSHIP_COLUMNS} FROM memberships"
+            " WHERE due IS NOT NULL AND (due, segment_id, contact_id) > (?, ?, ?)"
             " ORDER BY due, segment_id, contact_id LIMIT ?",
             (*after, limit),
         )

@@ -172,7 +172,7 @@ def run_live(
         projector = next(projectors)
         projector.advance(now)
         if foresee:
-            projector.foresee(2)
+            projector.foresee(2, window=3)
 
     ids = iter(range(1, 10_000))
     for step in scenario.steps:

@@ -250,30 +250,28 @@ def test_one_row_holds_a_membership_and_its_deadline(tmp_path):
         assert s.memberships_of(["new"]) == [] and s.next_deadline() is None
 
 
-def test_the_deadlines_without_a_forecast_are_read_in_order_after_a_key(tmp_path):
+def test_deadlines_are_read_in_order_after_a_key(tmp_path):
     store = SQLiteProjectionStore(tmp_path / "p.db")
+    ahead = Forecast(True, None)
     with store.session() as s:
         s.write_memberships(
             [
                 ("s", "a", 10, 500, None),
-                ("s", "b", None, 400, Forecast(True, None)),
+                ("s", "b", None, 400, ahead),
                 ("s", "c", None, 400, None),
                 ("t", "a", None, 400, None),
                 ("t", "b", 10, None, None),
             ]
         )
-        assert s.unforeseen((0, "", ""), 10) == [
+        assert s.deadlines_after((0, "", ""), 10) == [
+            ("s", "b", None, 400, ahead),
             ("s", "c", None, 400, None),
             ("t", "a", None, 400, None),
             ("s", "a", 10, 500, None),
         ]
-        assert s.unforeseen((400, "s", "c"), 1) == [("t", "a", None, 400, None)]
-        assert s.unforeseen((401, "", ""), 10) == [("s", "a", 10, 500, None)]
-        # Given a forecast, a row is no longer one of them.
-        s.write_memberships([("s", "a", 10, 500, Forecast(False, None))])
-        assert s.unforeseen((400, "t", "a"), 10) == []
-        s.advance(2, 100)
-    store.close()
+        assert s.deadlines_after((400, "s", "c"), 1) == [("t", "a", None, 400, None)]
+        assert s.deadlines_after((401, "", ""), 10) == [("s", "a", 10, 500, None)]
+        assert s.deadlines_after((500, "s", "a"), 10) == []
 
 
 def _log_with_views(path, contacts: int) -> SQLiteEventStore:
