@@ -462,7 +462,8 @@ class Projector:
         if not foreseeing:
             self._foreseen_all = False  # the work may set deadlines without a forecast
         try:
-            with _collector_paused(), self.projection.session() as session:
+            # An idle-time job waits for no other writer.
+            with _collector_paused(), self.projection.session(wait=not foreseeing) as session:
                 if self._committed != (session.position, session.instant):
                     # Another process moved the projection: nothing cached here can be trusted.
                     self._histories.clear()

@@ -70,17 +70,22 @@ class Connections:
         return conn
 
     @contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE (take the single writer's lock now), then COMMIT or ROLLBACK."""
+    def write(self, wait: bool = True) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE (take the single writer's lock now), then COMMIT or ROLLBACK;
+        without `wait`, StoreBusy at once if another writer holds the lock."""
         conn = self.get()
         try:
+            if not wait:
+                conn.execute("PRAGMA busy_timeout = 0")
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
             if exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY:
-                raise StoreBusy(
-                    f"another writer held the database for over {self._busy_timeout_ms} ms"
-                ) from exc
+                waited = self._busy_timeout_ms if wait else 0
+                raise StoreBusy(f"another writer held the database for over {waited} ms") from exc
             raise
+        finally:
+            if not wait:
+                conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
         try:
             yield conn
             conn.execute("COMMIT")

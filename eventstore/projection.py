@@ -231,8 +231,9 @@ class ProjectionSession(ContactReads, Protocol):
 class ProjectionStore(ContactReads, Protocol):
     """Where a membership projection lives."""
 
-    def session(self) -> AbstractContextManager[ProjectionSession]:
-        """A write transaction (the only writer while it lasts)."""
+    def session(self, wait: bool = True) -> AbstractContextManager[ProjectionSession]:
+        """A write transaction (the only writer while it lasts); without `wait`, StoreBusy at
+        once if another writer holds the database."""
         ...
 
     def contact_view_from_log(

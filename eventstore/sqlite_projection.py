@@ -575,9 +575,10 @@ class SQLiteProjectionStore(SQLiteContactReads):
             create_schema(db)
 
     @contextmanager
-    def session(self) -> Iterator[SQLiteProjectionSession]:
-        """A write transaction (the only writer while it lasts)."""
-        with self._connections.write() as conn:
+    def session(self, wait: bool = True) -> Iterator[SQLiteProjectionSession]:
+        """A write transaction (the only writer while it lasts); without `wait`, StoreBusy at
+        once if another writer holds the database."""
+        with self._connections.write(wait) as conn:
             yield SQLiteProjectionSession(conn)
 
     @contextmanager

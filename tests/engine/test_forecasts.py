@@ -3,7 +3,9 @@ contact's events, and worked out again when an entry bears on the contact first.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
+import time
 
 from engine.projector import Projector
 from engine.service import ContactEvent, Service
@@ -256,4 +258,12 @@ def test_foresee_gives_way_to_other_work(tmp_path):
     finally:
         release.set()
         worker.join()
+    # Nor does it wait for another process's writer (its catch-up can take seconds).
+    other = sqlite3.connect(tmp_path / "live.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    began = time.monotonic()
+    assert service.foresee() == 0
+    assert time.monotonic() - began < 1
+    other.execute("COMMIT")
+    other.close()
     assert service.foresee() == 1

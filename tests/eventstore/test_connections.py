@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 
 import pytest
 
 from eventstore.connections import Connections
+from eventstore.interface import StoreBusy
 
 
 def test_a_commit_that_fails_is_rolled_back_and_the_connection_writes_again(tmp_path):
@@ -28,4 +30,22 @@ def test_a_commit_that_fails_is_rolled_back_and_the_connection_writes_again(tmp_
         c.execute("INSERT INTO parent VALUES (1)")
     assert conn.execute("SELECT count(*) FROM child").fetchone() == (0,)
     assert conn.execute("SELECT count(*) FROM parent").fetchone() == (1,)
+    connections.close()
+
+
+def test_a_write_that_may_not_wait_is_refused_at_once_and_the_next_one_waits_again(tmp_path):
+    connections = Connections(tmp_path / "c.db", durability="process", busy_timeout_ms=5_000)
+    conn = connections.get()
+    other = sqlite3.connect(tmp_path / "c.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    began = time.monotonic()
+    with pytest.raises(StoreBusy), connections.write(wait=False):
+        pass
+    assert time.monotonic() - began < 1
+    assert conn.execute("PRAGMA busy_timeout").fetchone() == (5_000,)
+    other.execute("COMMIT")
+    with connections.write(wait=False) as c:
+        c.execute("CREATE TABLE t (x)")
+    assert conn.execute("PRAGMA busy_timeout").fetchone() == (5_000,)
+    other.close()
     connections.close()
