@@ -373,12 +373,17 @@ class Service:
     def edit_static(
         self, segment_id: str, add: Sequence[str] = (), remove: Sequence[str] = ()
     ) -> Segment:
-        """Add contacts to, or remove them from, a static list (one atomic append)."""
+        """Add contacts to, or remove them from, a static list (one atomic append of what
+        changes: a list synced again and again does not fill the log with no-ops)."""
         # Under the lock, so that the answer is the list as it now is, not a reader's copy.
         with self._waited():
             segment = self._live(segment_id)
             if segment.kind != STATIC:
                 raise Conflict("members of a dynamic segment follow its rule", id=segment_id)
+            self.catch_up()  # what another process appended counts too
+            members = self.projection.members_among(segment_id, [*add, *remove])
+            add = [c for c in dict.fromkeys(add) if c not in members]
+            remove = [c for c in dict.fromkeys(remove) if c in members]
             stream = segment_stream(segment_id)
             events = []
             if add:

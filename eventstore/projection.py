@@ -268,6 +268,10 @@ class ProjectionStore(ContactReads, Protocol):
         """How many members a segment has now."""
         ...
 
+    def members_among(self, segment_id: str, contact_ids: Sequence[str]) -> set[str]:
+        """Which of some contacts are members now."""
+        ...
+
     def contact_segments(self, contact_id: str) -> list[tuple[str, int]]:
         """(segment_id, since) of the segments a contact is in now."""
         ...

@@ -642,6 +642,15 @@ class SQLiteProjectionStore(SQLiteContactReads):
             .fetchone()[0]
         )
 
+    def members_among(self, segment_id: str, contact_ids: Sequence[str]) -> set[str]:
+        """Which of some contacts are members now."""
+        rows = self._conn().execute(
+            "SELECT contact_id FROM memberships WHERE segment_id = ? AND since IS NOT NULL"
+            " AND contact_id IN (SELECT value FROM json_each(?))",
+            (segment_id, json.dumps(list(contact_ids))),
+        )
+        return {contact for (contact,) in rows}
+
     def is_member(self, segment_id: str, contact_id: str) -> bool:
         """Whether a contact is a member now."""
         row = (

@@ -256,6 +256,29 @@ def test_static_lists_follow_their_edits(api):
     )
 
 
+def test_a_static_list_edit_stores_only_what_changes(api):
+    """A list synced again and again from a CRM does not fill the log with no-ops."""
+    define(api, "VIP", kind="static")
+    marketer, auditor = api("marketer"), api("auditor")
+
+    def edits() -> list[list]:
+        log = auditor.get("/v1/events?limit=1000").json["events"]
+        return [[e["type"], e["data"]["contacts"]] for e in log if "members" in e["type"]]
+
+    marketer.post("/v1/segments/vip/members", json={"add": ["ann", "bob", "ann"]})
+    again = marketer.post("/v1/segments/vip/members", json={"add": ["bob", "ann"]})
+    assert again.status_code == 200 and again.json["member_count"] == 2
+    marketer.post("/v1/segments/vip/members", json={"add": ["bob", "cid"], "remove": ["dan"]})
+    marketer.post("/v1/segments/vip/members", json={"remove": ["ann", "dan", "ann"]})
+    assert edits() == [
+        ["segment_members_added", ["ann", "bob"]],
+        ["segment_members_added", ["cid"]],
+        ["segment_members_removed", ["ann"]],
+    ]
+    members = auditor.get("/v1/segments/vip/members").json["members"]
+    assert [m["contact_id"] for m in members] == ["bob", "cid"]
+
+
 def test_preview_counts_without_saving(api, clock):
     ingest(
         api,

@@ -221,6 +221,10 @@ def test_one_row_holds_a_membership_and_its_deadline(tmp_path):
         s.advance(1, 100)
     assert store.is_member("s", "leaving")
     assert not store.is_member("s", "coming")
+    assert store.members_among("s", ["member", "coming", "leaving", "nobody"]) == {
+        "member",
+        "leaving",
+    }
     assert store.member_page("s", None, 10) == [("leaving", 20), ("member", 10)]
     assert store.contact_segments("member") == [("s", 10), ("t", 30)]
     assert store.next_deadline() == 400
