@@ -10,6 +10,7 @@ The large log is built once under var/bench/ and reused by later runs.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import sqlite3
 import sys
@@ -268,7 +269,14 @@ def creations(path: Path, contacts: int) -> list[tuple]:
 
 
 def replays(path: Path, events: int) -> list[tuple]:
-    """Rebuild the log's own projection from scratch."""
+    """Rebuild the log's own projection from scratch, in a process of its own, as `flask
+    replay` does: its peak memory is then the replay's, not the earlier benchmarks' (whose
+    freed memory the C allocator keeps: 885 MB against 806 MB measured alone)."""
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(_replay, (path, events))
+
+
+def _replay(path: Path, events: int) -> list[tuple]:
     clock = Clock(0)
     log = SQLiteEventStore(path, clock)
     end = log.connection().execute("SELECT max(recorded_at) FROM events").fetchone()[0]
