@@ -178,7 +178,7 @@ class Service:
     def foresee(self, limit: int = 2_000) -> int:
         """Forecasts for up to `limit` deadlines set without one (see Projector.foresee), if
         no one else is at work: how many deadlines were looked at."""
-        if not self._lock.acquire(blocking=False):
+        if self._turns_since is not None or not self._lock.acquire(blocking=False):
             return 0  # a request or a catch-up comes first; this is for idle time
         try:
             return self.projector.foresee(limit)
