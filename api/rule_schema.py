@@ -56,126 +56,87 @@ _DURATION = ref("RuleDuration")
 _EVENT = ref("RuleEvent")
 _NODE = ref("RuleNode")
 
-# kind -> (component name, schema); the kinds are grammar/serialize.py's.
-_NODES: dict[str, tuple[str, Schema]] = {
-    "compare": (
-        "RuleCompare",
-        _object(
-            "compare",
-            '`country is "DE"`, `lead_score >= 50`',
-            prop=_PROP,
-            op=_enum(a.CompareOp),
-            value=_VALUE,
-        ),
+# The conditions, by the kinds grammar/serialize.py writes.
+_NODES: list[Schema] = [
+    _object(
+        "compare",
+        '`country is "DE"`, `lead_score >= 50`',
+        prop=_PROP,
+        op=_enum(a.CompareOp),
+        value=_VALUE,
     ),
-    "between": (
-        "RuleBetween",
-        _object(
-            "between",
-            "`age between 18 and 34` (inclusive)",
-            prop=_PROP,
-            low=ref("RuleNumberOrDate"),
-            high=ref("RuleNumberOrDate"),
-        ),
+    _object(
+        "between",
+        "`age between 18 and 34` (inclusive)",
+        prop=_PROP,
+        low=ref("RuleNumberOrDate"),
+        high=ref("RuleNumberOrDate"),
     ),
-    "in_list": (
-        "RuleInList",
-        _object(
-            "in_list",
-            '`lifecycle_stage in ("lead", "mql")`; `negated` for `not in`',
-            prop=_PROP,
-            values={"type": "array", "items": _VALUE, "minItems": 1},
-            negated={"type": "boolean"},
-        ),
+    _object(
+        "in_list",
+        '`lifecycle_stage in ("lead", "mql")`; `negated` for `not in`',
+        prop=_PROP,
+        values={"type": "array", "items": _VALUE, "minItems": 1},
+        negated={"type": "boolean"},
     ),
-    "text_match": (
-        "RuleTextMatch",
-        _object(
-            "text_match",
-            '`email ends with "@acme.com"`',
-            prop=_PROP,
-            op=_enum(a.TextOp),
-            value={"type": "string"},
-        ),
+    _object(
+        "text_match",
+        '`email ends with "@acme.com"`',
+        prop=_PROP,
+        op=_enum(a.TextOp),
+        value={"type": "string"},
     ),
-    "known": (
-        "RuleKnown",
-        _object(
-            "known",
-            "`city is known` (`known`: true) or `is unknown` (false)",
-            prop=_PROP,
-            known={"type": "boolean"},
-        ),
+    _object(
+        "known",
+        "`city is known` (`known`: true) or `is unknown` (false)",
+        prop=_PROP,
+        known={"type": "boolean"},
     ),
-    "date_compare": (
-        "RuleDateCompare",
-        _object(
-            "date_compare",
-            "`signed_up_at after 2026-01-01`",
-            prop=_PROP,
-            op=_enum(a.DateOp),
-            value=ref("RuleDate"),
-        ),
+    _object(
+        "date_compare",
+        "`signed_up_at after 2026-01-01`",
+        prop=_PROP,
+        op=_enum(a.DateOp),
+        value=ref("RuleDate"),
     ),
-    "ago": (
-        "RuleAgo",
-        _object(
-            "ago",
-            "`signed_up_at more than 30 days ago`",
-            prop=_PROP,
-            op=_enum(a.AgoOp),
-            duration=_DURATION,
-        ),
+    _object(
+        "ago",
+        "`signed_up_at more than 30 days ago`",
+        prop=_PROP,
+        op=_enum(a.AgoOp),
+        duration=_DURATION,
     ),
-    "event_count": (
-        "RuleEventCount",
-        _object(
-            "event_count",
-            "`opened email within 7 days`, `visited page at least 3 times`; `window` null:"
-            " over all time",
-            event=_EVENT,
-            count=ref("RuleCount"),
-            window=_or_null(_DURATION),
-        ),
+    _object(
+        "event_count",
+        "`opened email within 7 days`, `visited page at least 3 times`; `window` null:"
+        " over all time",
+        event=_EVENT,
+        count=ref("RuleCount"),
+        window=_or_null(_DURATION),
     ),
-    "aggregate": (
-        "RuleAggregate",
-        _object(
-            "aggregate",
-            "`total amount of purchased within 90 days >= 500`",
-            func=_enum(a.AggregateFunc),
-            prop=_PROP,
-            event=_EVENT,
-            window=_or_null(_DURATION),
-            op=_enum(a.CompareOp),
-            value=_NUMBER,
-        ),
+    _object(
+        "aggregate",
+        "`total amount of purchased within 90 days >= 500`",
+        func=_enum(a.AggregateFunc),
+        prop=_PROP,
+        event=_EVENT,
+        window=_or_null(_DURATION),
+        op=_enum(a.CompareOp),
+        value=_NUMBER,
     ),
-    "recency": (
-        "RuleRecency",
-        _object(
-            "recency",
-            "`last purchased more than 30 days ago`, `first purchased within 7 days`",
-            which=_enum(a.Which),
-            event=_EVENT,
-            op=_enum(a.RecencyOp),
-            duration=_DURATION,
-        ),
+    _object(
+        "recency",
+        "`last purchased more than 30 days ago`, `first purchased within 7 days`",
+        which=_enum(a.Which),
+        event=_EVENT,
+        op=_enum(a.RecencyOp),
+        duration=_DURATION,
     ),
-    "in_segment": (
-        "RuleInSegment",
-        _object("in_segment", '`in segment "engaged"`', segment={"type": "string"}),
-    ),
-    "not": ("RuleNot", _object("not", "`not X`", item=_NODE)),
-    "and": (
-        "RuleAnd",
-        _object("and", "`X and Y`", items={"type": "array", "items": _NODE, "minItems": 2}),
-    ),
-    "or": (
-        "RuleOr",
-        _object("or", "`X or Y`", items={"type": "array", "items": _NODE, "minItems": 2}),
-    ),
-}
+    _object("in_segment", '`in segment "engaged"`', segment={"type": "string"}),
+    _object("not", "`not X`", item=_NODE),
+    _object("and", "`X and Y`", items={"type": "array", "items": _NODE, "minItems": 2}),
+    _object("or", "`X or Y`", items={"type": "array", "items": _NODE, "minItems": 2}),
+]
 
 _PARTS: dict[str, Schema] = {
     "RuleSpan": {
@@ -210,14 +171,19 @@ _PARTS: dict[str, Schema] = {
 }
 
 
+def _name(kind: str) -> str:
+    return "Rule" + kind.title().replace("_", "")  # in_list: RuleInList
+
+
 def components() -> dict[str, Schema]:
     """The components that describe a rule's AST; `RuleNode` is any condition."""
+    nodes = {node["properties"]["kind"]["enum"][0]: node for node in _NODES}
     node = {
         "description": "one condition of a rule, by `kind`",
-        "oneOf": [ref(name) for name, _ in _NODES.values()],
+        "oneOf": [ref(_name(kind)) for kind in nodes],
         "discriminator": {
             "propertyName": "kind",
-            "mapping": {kind: ref(name)["$ref"] for kind, (name, _) in _NODES.items()},
+            "mapping": {kind: ref(_name(kind))["$ref"] for kind in nodes},
         },
     }
-    return {"RuleNode": node, **{name: schema for name, schema in _NODES.values()}, **_PARTS}
+    return {"RuleNode": node, **{_name(kind): n for kind, n in nodes.items()}, **_PARTS}
