@@ -8,6 +8,7 @@ import re
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from openapi_schema_validator import OAS30Validator, oas30_format_checker
+from openapi_spec_validator import validate
 
 from grammar import parse, to_json
 from grammar.ast import segment_refs
@@ -37,6 +38,10 @@ def test_every_route_is_in_the_document(app, client):
     assert events["security"] == [{"bearer": []}]
     assert "401" in events["responses"] and "422" in events["responses"]
     assert "EventIn" in spec["components"]["schemas"]
+
+
+def test_the_document_is_valid_openapi(client):
+    validate(client.get("/openapi.json").json)
 
 
 def test_the_docs_page_loads_its_assets_from_the_service(client):
