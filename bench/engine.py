@@ -119,7 +119,7 @@ def exits(
     if new_rule:
         service.define_segment("Openers", "opened email within 7 days")
         started = time.perf_counter()
-        while service.foresee(5_000):
+        while not service.foresee(5_000).done:
             pass
         foreseen = f", foreseen in idle time beforehand ({time.perf_counter() - started:.1f} s)"
     assert projection.member_count("openers") == count

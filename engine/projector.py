@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import Any
+from typing import Any, NamedTuple
 
 from engine.evaluate import Context, Explanation, Outcome, evaluate_member
 from engine.history import CONTACT_UPDATED, Event, History
@@ -299,6 +299,14 @@ class Histories:
             self._cache.popitem(last=False)
 
 
+class Foresight(NamedTuple):
+    """What a turn of Projector.foresee did: how many deadlines without a forecast it came
+    across, and whether it has been through them all since anything was last applied."""
+
+    found: int
+    done: bool
+
+
 class Projector:
     """Keeps the membership projection current with the log and with time."""
 
@@ -407,10 +415,9 @@ class Projector:
         head = self.log.last_position() if until_position is None else until_position
         return position >= head
 
-    def foresee(self, limit: int, window: int = 20_000) -> int:
+    def foresee(self, limit: int, window: int = 20_000) -> Foresight:
         """Work out ahead of time what up to `limit` deadlines set without a forecast will
-        bring, going through the next `window` deadlines in order; how many deadlines it
-        went past (0: it has gone through them all since anything was last applied).
+        bring, among the next `window` deadlines in order of their instant.
 
         A new rule's deadlines come without one (it is evaluated set-wise), and so does the
         next after a foreseen one. Foreseen now, they too settle in bulk when they come,
@@ -420,26 +427,19 @@ class Projector:
         alone cost every new rule a sixth more time to write its deadlines.
         """
         if self._foreseen_all:
-            return 0
+            return Foresight(0, done=True)
         return self._in_session(lambda s: self._foresee(s, limit, window), foreseeing=True)
 
-    def _foresee(self, session: ProjectionSession, limit: int, window: int) -> int:
+    def _foresee(self, session: ProjectionSession, limit: int, window: int) -> Foresight:
         # Past the projection's instant: what is due by then is the catch-up's.
         start = (session.instant + 1, "", "")
-        rows = session.deadlines_after(max(self._foresee_after or start, start), window)
-        if not rows:
-            self._foresee_after, self._foreseen_all = None, True
-            return 0
-        unforeseen = [row for row in rows if row[4] is None][:limit]
-        if len(unforeseen) == limit:
-            rows = rows[: rows.index(unforeseen[-1]) + 1]
-        segment_id, contact, _, due, _ = rows[-1]
-        assert due is not None
-        self._foresee_after = (due, segment_id, contact)
-        contacts = {row[1] for row in unforeseen}
+        rows, last = session.unforeseen(max(self._foresee_after or start, start), window, limit)
+        # Through them all (None): rest until something is applied.
+        self._foresee_after, self._foreseen_all = last, last is None
+        contacts = {row[1] for row in rows}
         self.ledger.load(contacts)
         self._histories.prefetch(contacts, session.position)
-        for segment_id, contact, _, due, _ in unforeseen:
+        for segment_id, contact, _, due, _ in rows:
             segment = self.registry.get(segment_id)
             assert due is not None
             if (
@@ -453,7 +453,7 @@ class Projector:
             ctx = Context(history, LedgerSegments(self.ledger, self.registry, contact))
             forecast = Forecast(*evaluate_member(segment.current.node, ctx, due))
             self.ledger.set_deadline(segment_id, contact, due, forecast)
-        return len(rows)
+        return Foresight(len(rows), done=last is None)
 
     def _in_session(
         self, work: Callable[[ProjectionSession], Any], foreseeing: bool = False

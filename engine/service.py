@@ -24,7 +24,7 @@ from engine.errors import (
 )
 from engine.evaluate import Explanation
 from engine.history import History
-from engine.projector import CONTACT_STREAM, Projector, to_event
+from engine.projector import CONTACT_STREAM, Foresight, Projector, to_event
 from engine.segments import (
     DEFINITION_TYPES,
     DYNAMIC,
@@ -175,15 +175,15 @@ class Service:
         finally:
             self._turns_since = None
 
-    def foresee(self, limit: int = 2_000) -> int:
+    def foresee(self, limit: int = 2_000) -> Foresight:
         """Forecasts for up to `limit` deadlines set without one (see Projector.foresee), if
-        no one else is at work: how many deadlines were looked at."""
+        no one else is at work."""
         if self._turns_since is not None or not self._lock.acquire(blocking=False):
-            return 0  # a request or a catch-up comes first; this is for idle time
+            return Foresight(0, done=False)  # a request or a catch-up comes first
         try:
             return self.projector.foresee(limit)
         except StoreBusy:
-            return 0  # another process is writing: next time
+            return Foresight(0, done=False)  # another process is writing: next time
         finally:
             self._lock.release()
 

@@ -177,8 +177,12 @@ class ProjectionSession(ContactReads, Protocol):
         """The rows whose deadline falls before an instant, earliest first."""
         ...
 
-    def deadlines_after(self, after: tuple[int, str, str], limit: int) -> list[MembershipRow]:
-        """The rows with a deadline, in (due, segment, contact) order after the one given."""
+    def unforeseen(
+        self, after: tuple[int, str, str], window: int, limit: int
+    ) -> tuple[list[MembershipRow], tuple[int, str, str] | None]:
+        """Up to `limit` rows whose deadline has no forecast, among the next `window`
+        deadlines in (due, segment, contact) order after the one given; and the key of the
+        last deadline looked at (None: the window reached the last deadline)."""
         ...
 
     def clear_deadlines(self, segment_id: str) -> None:

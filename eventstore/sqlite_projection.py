@@ -122,6 +122,9 @@ def _membership_values(row: MembershipRow) -> tuple[Any, ...]:
 
 
 _MEMBERSHIP_COLUMNS = "segment_id, contact_id, since, due, then_member, then_due"
+# The deadlines after a key, in the order of the covering index memberships_due.
+_AFTER = "due IS NOT NULL AND (due, segment_id, contact_id) > (?, ?, ?)"
+_DEADLINE_ORDER = "due, segment_id, contact_id"
 
 
 def _counted(
@@ -419,15 +422,34 @@ class SQLiteProjectionSession(SQLiteContactReads, SQLiteTransaction):
         )
         return _membership_rows(rows)
 
-    def deadlines_after(self, after: tuple[int, str, str], limit: int) -> list[MembershipRow]:
-        """The rows with a deadline, in (due, segment, contact) order after the one given."""
-        rows = self.conn.execute(
-            f"SELECT {_MEMBERSHIP_COLUMNS} FROM memberships"
-            " WHERE due IS NOT NULL AND (due, segment_id, contact_id) > (?, ?, ?)"
-            " ORDER BY due, segment_id, contact_id LIMIT ?",
-            (*after, limit),
+    def unforeseen(
+        self, after: tuple[int, str, str], window: int, limit: int
+    ) -> tuple[list[MembershipRow], tuple[int, str, str] | None]:
+        """Up to `limit` rows whose deadline has no forecast, among the next `window`
+        deadlines in (due, segment, contact) order after the one given; and the key of the
+        last deadline looked at (None: the window reached the last deadline)."""
+        # The window is walked in SQL: as Python rows, 20,000 deadlines took 30 ms, not 3.
+        rows = _membership_rows(
+            self.conn.execute(
+                f"SELECT {_MEMBERSHIP_COLUMNS} FROM (SELECT {_MEMBERSHIP_COLUMNS}"
+                f" FROM memberships WHERE {_AFTER} ORDER BY {_DEADLINE_ORDER} LIMIT ?)"
+                f" WHERE then_member IS NULL ORDER BY {_DEADLINE_ORDER} LIMIT ?",
+                (*after, window, limit),
+            )
         )
-        return _membership_rows(rows)
+        if len(rows) == limit:
+            segment_id, contact_id, _, due, _ = rows[-1]
+        else:
+            end = self.conn.execute(
+                f"SELECT segment_id, contact_id, due FROM memberships WHERE {_AFTER}"
+                f" ORDER BY {_DEADLINE_ORDER} LIMIT 1 OFFSET ?",
+                (*after, window - 1),
+            ).fetchone()
+            if end is None:
+                return rows, None
+            segment_id, contact_id, due = end
+        assert due is not None
+        return rows, (due, segment_id, contact_id)
 
     def clear_deadlines(self, segment_id: str) -> None:
         """Drop a segment's deadlines."""

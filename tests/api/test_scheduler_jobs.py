@@ -103,15 +103,15 @@ def test_the_service_works_out_a_new_rules_forecasts_while_idle(tmp_path):
     service.ingest([ContactEvent("c1", "email_opened")])
     service.define_segment("Openers", "opened email within 7 days")
 
-    def forecast():
+    def unforeseen():
         with service.projection.session() as session:
-            return session.deadlines_after((0, "", ""), 10)[0][4]
+            return session.unforeseen((0, "", ""), 10, 10)[0]
 
-    assert forecast() is None
+    assert unforeseen()
     start_background(app)
     try:
         for _ in range(100):
-            if forecast() is not None:
+            if not unforeseen():
                 break
             time.sleep(0.05)
         else:

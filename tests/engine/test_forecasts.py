@@ -7,7 +7,7 @@ import sqlite3
 import threading
 import time
 
-from engine.projector import Projector
+from engine.projector import Foresight, Projector
 from engine.service import ContactEvent, Service
 from engine.timeline import replay_timeline
 from eventstore.projection import Forecast
@@ -167,10 +167,10 @@ def test_a_new_rules_deadlines_are_foreseen_ahead_of_time(tmp_path):
             ("openers", contact, due[contact], None)
         ]
 
-    assert service.foresee(limit=2) == 2
+    assert service.foresee(limit=2) == Foresight(2, done=False)
     assert deadline_row(service.projection, "openers", "c3")[0][3] is None
-    assert service.foresee(limit=2) == 1
-    assert service.foresee(limit=2) == 0
+    assert service.foresee(limit=2) == Foresight(1, done=True)
+    assert service.foresee(limit=2) == Foresight(0, done=True)
     for contact in due:
         assert deadline_row(service.projection, "openers", contact) == [
             ("openers", contact, due[contact], Forecast(False, None))
@@ -201,7 +201,7 @@ def test_the_deadline_after_a_foreseen_one_is_foreseen_in_its_turn(tmp_path):
     assert deadline_row(service.projection, "lapsing", "c1") == [
         ("lapsing", "c1", START + 3 * DAY, None)
     ]
-    assert service.foresee() == 1
+    assert service.foresee() == Foresight(1, done=True)
     assert deadline_row(service.projection, "lapsing", "c1") == [
         ("lapsing", "c1", START + 3 * DAY, Forecast(False, None))
     ]
@@ -219,19 +219,17 @@ def test_foresee_passes_over_what_cannot_be_foreseen_and_waits_for_new_work(tmp_
     service.define_segment("Openers", "opened email within 7 days")
     service.define_segment("Quiet openers", 'in segment "Openers" and not purchased within 2 days')
     service.ingest([ContactEvent("c1", "email_opened")])
-    # Both leave at once: the referring rule's deadline cannot be foreseen, and is left as is
-    # (the other has its forecast already).
-    assert service.foresee() == 2
+    # Both leave at once: the referring rule's deadline cannot be foreseen, and is left as is.
+    assert service.foresee() == Foresight(1, done=True)
     assert deadline_row(service.projection, "quiet-openers", "c1")[0][3] is None
-    assert service.foresee() == 0
-    assert service.foresee() == 0  # and is not looked at again while nothing happens
+    assert service.foresee() == Foresight(0, done=True)  # not looked at again: nothing happened
 
     clock.now = START + DAY
     service.ingest([ContactEvent("c2", "email_opened")])
     service.change_rule("openers", "opened email within 6 days")
     # The new rule's two deadlines, and the two of the rule that refers to it, evaluated
     # again with it: only the first two can be foreseen.
-    assert service.foresee() == 4
+    assert service.foresee() == Foresight(4, done=True)
     assert deadline_row(service.projection, "openers", "c2") == [
         ("openers", "c2", START + 7 * DAY, Forecast(False, None))
     ]
@@ -254,7 +252,7 @@ def test_foresee_gives_way_to_other_work(tmp_path):
     worker.start()
     held.wait(10)
     try:
-        assert service.foresee() == 0
+        assert service.foresee() == Foresight(0, done=False)
     finally:
         release.set()
         worker.join()
@@ -262,8 +260,8 @@ def test_foresee_gives_way_to_other_work(tmp_path):
     other = sqlite3.connect(tmp_path / "live.db", isolation_level=None)
     other.execute("BEGIN IMMEDIATE")
     began = time.monotonic()
-    assert service.foresee() == 0
+    assert service.foresee() == Foresight(0, done=False)
     assert time.monotonic() - began < 1
     other.execute("COMMIT")
     other.close()
-    assert service.foresee() == 1
+    assert service.foresee() == Foresight(1, done=True)

@@ -251,7 +251,7 @@ def test_requests_answer_at_once_while_a_backlog_is_caught_up_in_turns(tmp_path)
         with pytest.raises(StoreBusy, match="backlog"):
             service.define_segment("Clickers", "clicked email")
         assert service.explain("openers", "c0").value is False  # from the log: no wait
-        assert service.foresee() == 0  # idle-time work waits for the backlog's end
+        assert service.foresee() == (0, False)  # idle-time work waits for the backlog's end
     finally:
         clock.go.set()
         scheduler.join(10)

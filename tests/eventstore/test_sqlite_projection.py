@@ -254,7 +254,7 @@ def test_one_row_holds_a_membership_and_its_deadline(tmp_path):
         assert s.memberships_of(["new"]) == [] and s.next_deadline() is None
 
 
-def test_deadlines_are_read_in_order_after_a_key(tmp_path):
+def test_the_deadlines_without_a_forecast_are_found_in_windows_after_a_key(tmp_path):
     store = SQLiteProjectionStore(tmp_path / "p.db")
     ahead = Forecast(True, None)
     with store.session() as s:
@@ -265,17 +265,24 @@ def test_deadlines_are_read_in_order_after_a_key(tmp_path):
                 ("s", "c", None, 400, None),
                 ("t", "a", None, 400, None),
                 ("t", "b", 10, None, None),
+                ("t", "c", None, 600, ahead),
             ]
         )
-        assert s.deadlines_after((0, "", ""), 10) == [
-            ("s", "b", None, 400, ahead),
-            ("s", "c", None, 400, None),
-            ("t", "a", None, 400, None),
-            ("s", "a", 10, 500, None),
-        ]
-        assert s.deadlines_after((400, "s", "c"), 1) == [("t", "a", None, 400, None)]
-        assert s.deadlines_after((401, "", ""), 10) == [("s", "a", 10, 500, None)]
-        assert s.deadlines_after((500, "s", "a"), 10) == []
+        # In deadline order: (400 s b), (400 s c), (400 t a), (500 s a), (600 t c).
+        start = (0, "", "")
+        assert s.unforeseen(start, 10, 10) == (
+            [("s", "c", None, 400, None), ("t", "a", None, 400, None), ("s", "a", 10, 500, None)],
+            None,
+        )
+        assert s.unforeseen(start, 10, 1) == ([("s", "c", None, 400, None)], (400, "s", "c"))
+        assert s.unforeseen(start, 1, 10) == ([], (400, "s", "b"))
+        assert s.unforeseen((400, "s", "c"), 3, 10) == (
+            [("t", "a", None, 400, None), ("s", "a", 10, 500, None)],
+            (600, "t", "c"),
+        )
+        assert s.unforeseen((500, "s", "a"), 2, 10) == ([], None)
+        s.write_memberships([("s", "a", 10, 500, Forecast(False, None))])
+        assert s.unforeseen((400, "t", "a"), 10, 10) == ([], None)
 
 
 def _log_with_views(path, contacts: int) -> SQLiteEventStore:
