@@ -434,8 +434,6 @@ class Projector:
         # Past the projection's instant: what is due by then is the catch-up's.
         start = (session.instant + 1, "", "")
         rows, last = session.unforeseen(max(self._foresee_after or start, start), window, limit)
-        # Through them all (None): rest until something is applied.
-        self._foresee_after, self._foreseen_all = last, last is None
         contacts = {row[1] for row in rows}
         self.ledger.load(contacts)
         self._histories.prefetch(contacts, session.position)
@@ -453,6 +451,8 @@ class Projector:
             ctx = Context(history, LedgerSegments(self.ledger, self.registry, contact))
             forecast = Forecast(*evaluate_member(segment.current.node, ctx, due))
             self.ledger.set_deadline(segment_id, contact, due, forecast)
+        # Through them all (None): rest until something is applied.
+        self._foresee_after, self._foreseen_all = last, last is None
         return Foresight(len(rows), done=last is None)
 
     def _in_session(
