@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from flask import Flask
+from flask import Flask, current_app, g
 
 from api import cli, problems
 from api.scheduler import DeadlineScheduler
@@ -35,8 +35,8 @@ DEFAULTS: dict[str, Any] = {
     # it): api.serve sets it. None leaves it to SQLite, as CLI commands and tests do.
     "WAL_CHECKPOINT_SECONDS": None,
     # Work out, when nothing else is going on, what deadlines set without a forecast (a new
-    # rule's) will bring: a few thousand every so many seconds (None: never).
-    "FORESEE_SECONDS": 1.0,
+    # rule's) will bring: up to a thousand every so many seconds (None: never).
+    "FORESEE_SECONDS": 0.25,
     "CLOCK": None,
 }
 
@@ -86,6 +86,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         service, SQLiteKeyStore(path, busy_timeout_ms=wait), scheduler
     )
 
+    # First of all: while a request is served, idle-time work stands aside.
+    app.before_request(_began)
+    app.teardown_request(_ended)
+
     from api import contacts, events, keys, meta, segments
 
     for module in (events, contacts, segments, keys, meta):
@@ -96,6 +100,16 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         # Serving starts the scheduler (api.serve starts it at once); CLI commands never do.
         app.before_request(scheduler.start)
     return app
+
+
+def _began() -> None:
+    g.request_counted = True
+    current_app.extensions["segments"].service.request_began()
+
+
+def _ended(_: BaseException | None) -> None:
+    if g.pop("request_counted", False):
+        current_app.extensions["segments"].service.request_ended()
 
 
 def start_background(app: Flask) -> None:

@@ -281,6 +281,17 @@ class Histories:
             history = History(to_event(s) for s in stored if s.position <= upto)
             self._remember(stream[len(CONTACT_STREAM) :], history)
 
+    def read(self, contacts: Iterable[str], upto: int) -> dict[str, History]:
+        """The histories of some contacts, those not cached read in few queries and not kept:
+        work done in idle time leaves the cache (and the collector's work) as it was."""
+        found = {c: h for c in contacts if (h := self._cache.get(c)) is not None}
+        missing = [CONTACT_STREAM + c for c in contacts if c not in found]
+        if missing:
+            for stream, stored in self._log.read_streams(missing).items():
+                history = History(to_event(s) for s in stored if s.position <= upto)
+                found[stream[len(CONTACT_STREAM) :]] = history
+        return found
+
     def extend(self, contact: str, events: Sequence[Event], before: int, known: bool) -> History:
         """The contact's history up to position `before` (`known`: it has events there), with
         the events that follow it added."""
@@ -297,6 +308,11 @@ class Histories:
         self._cache.move_to_end(contact)
         while len(self._cache) > self._capacity:
             self._cache.popitem(last=False)
+
+
+# Deadlines foreseen between two looks at whether someone wants the projector: about a
+# millisecond of work, so that a request waits no longer than SQLite's first retries.
+FORESEE_STEP = 25
 
 
 class Foresight(NamedTuple):
@@ -415,9 +431,12 @@ class Projector:
         head = self.log.last_position() if until_position is None else until_position
         return position >= head
 
-    def foresee(self, limit: int, window: int = 20_000) -> Foresight:
+    def foresee(
+        self, limit: int, window: int = 5_000, stop: Callable[[], bool] = lambda: False
+    ) -> Foresight:
         """Work out ahead of time what up to `limit` deadlines set without a forecast will
-        bring, among the next `window` deadlines in order of their instant.
+        bring, among the next `window` deadlines in order of their instant; a few at a time,
+        and no more once `stop()` says that someone else wants the projector.
 
         A new rule's deadlines come without one (it is evaluated set-wise), and so does the
         next after a foreseen one. Foreseen now, they too settle in bulk when they come,
@@ -428,15 +447,30 @@ class Projector:
         """
         if self._foreseen_all:
             return Foresight(0, done=True)
-        return self._in_session(lambda s: self._foresee(s, limit, window), foreseeing=True)
+        return self._in_session(lambda s: self._foresee(s, limit, window, stop), foreseeing=True)
 
-    def _foresee(self, session: ProjectionSession, limit: int, window: int) -> Foresight:
+    def _foresee(
+        self, session: ProjectionSession, limit: int, window: int, stop: Callable[[], bool]
+    ) -> Foresight:
         # Past the projection's instant: what is due by then is the catch-up's.
         start = (session.instant + 1, "", "")
         rows, last = session.unforeseen(max(self._foresee_after or start, start), window, limit)
+        for first in range(0, len(rows), FORESEE_STEP):
+            if stop():
+                if first:
+                    segment_id, contact, _, due, _ = rows[first - 1]
+                    assert due is not None
+                    self._foresee_after = (due, segment_id, contact)
+                return Foresight(first, done=False)
+            self._foresee_step(session, rows[first : first + FORESEE_STEP])
+        # Through them all (None): rest until something is applied.
+        self._foresee_after, self._foreseen_all = last, last is None
+        return Foresight(len(rows), done=last is None)
+
+    def _foresee_step(self, session: ProjectionSession, rows: list[MembershipRow]) -> None:
         contacts = {row[1] for row in rows}
         self.ledger.load(contacts)
-        self._histories.prefetch(contacts, session.position)
+        histories = self._histories.read(contacts, session.position)
         for segment_id, contact, _, due, _ in rows:
             segment = self.registry.get(segment_id)
             assert due is not None
@@ -447,13 +481,10 @@ class Projector:
                 or not self._foreseeable(segment, contact, due)
             ):
                 continue
-            history = self._histories.get(contact, session.position)
-            ctx = Context(history, LedgerSegments(self.ledger, self.registry, contact))
+            ctx = Context(histories[contact], LedgerSegments(self.ledger, self.registry, contact))
             forecast = Forecast(*evaluate_member(segment.current.node, ctx, due))
             self.ledger.set_deadline(segment_id, contact, due, forecast)
-        # Through them all (None): rest until something is applied.
-        self._foresee_after, self._foreseen_all = last, last is None
-        return Foresight(len(rows), done=last is None)
+        self.ledger.flush()  # written as it goes: little is left to write once asked to stop
 
     def _in_session(
         self, work: Callable[[ProjectionSession], Any], foreseeing: bool = False

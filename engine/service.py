@@ -144,6 +144,11 @@ class Service:
         self.projector = Projector(log, projection)
         # The projector keeps caches; one thread at a time may move it.
         self._lock = threading.RLock()
+        # How many threads want the writer now (requests in flight, catch-ups, appends):
+        # idle-time work stops for them at its next step.
+        self._wanted = 0
+        self._counting = threading.Lock()
+        self._foreseeing = threading.Lock()  # held through a turn of foresee()
         self._registry: tuple[int, Registry] | None = None  # a copy, and its position
         self._started = False
         # Since when catching up fails (None: the last catch-up succeeded), for /healthz.
@@ -156,7 +161,7 @@ class Service:
 
     def catch_up(self) -> int | None:
         """Apply what the log and time have brought; returns the next deadline."""
-        with self._lock:
+        with self._wanting(), self._lock:
             return self._applying(lambda: self.projector.advance(self.clock()))
 
     def catch_up_in_turns(self) -> int | None:
@@ -168,20 +173,23 @@ class Service:
         try:
             while True:
                 now = self.clock()
-                with self._lock:
+                with self._wanting(), self._lock:
                     done, due = self._applying(functools.partial(self.projector.step, now))
                     if done:
                         return due
         finally:
             self._turns_since = None
 
-    def foresee(self, limit: int = 2_000) -> Foresight:
+    def foresee(self, limit: int = 1_000) -> Foresight:
         """Forecasts for up to `limit` deadlines set without one (see Projector.foresee), if
-        no one else is at work."""
-        if self._turns_since is not None or not self._lock.acquire(blocking=False):
+        no one else is at work, and until someone wants the writer."""
+        if self._wanted or self._turns_since is not None:
             return Foresight(0, done=False)  # a request or a catch-up comes first
+        if not self._lock.acquire(blocking=False):
+            return Foresight(0, done=False)
         try:
-            return self.projector.foresee(limit)
+            with self._foreseeing:
+                return self.projector.foresee(limit, stop=lambda: self._wanted > 0)
         except StoreBusy:
             return Foresight(0, done=False)  # another process is writing: next time
         finally:
@@ -265,7 +273,10 @@ class Service:
                     e.occurred_at,
                 )
             )
-        receipts = self.log.append(new)
+        with self._wanting():
+            with self._foreseeing:
+                pass  # a turn of foresee() under way stops at its next step: wait for that
+            receipts = self.log.append(new)
         self._apply_appended(receipts)
         return receipts
 
@@ -429,17 +440,39 @@ class Service:
     def _waited(self) -> Iterator[None]:
         """The lock, waited for no longer than wait_ms, and not while a backlog is caught up
         in turns (the thread at it takes the lock back at once); StoreBusy then."""
-        for _ in range(max(1, self.wait_ms // _WAIT_STEP_MS)):
-            self._no_backlog()
-            if self._lock.acquire(timeout=_WAIT_STEP_MS / 1000):
-                break
-        else:
-            raise StoreBusy(f"a catch-up held the service for over {self.wait_ms} ms")
+        with self._wanting():
+            for _ in range(max(1, self.wait_ms // _WAIT_STEP_MS)):
+                self._no_backlog()
+                if self._lock.acquire(timeout=_WAIT_STEP_MS / 1000):
+                    break
+            else:
+                raise StoreBusy(f"a catch-up held the service for over {self.wait_ms} ms")
         try:
             self._no_backlog()
             yield
         finally:
             self._lock.release()
+
+    def request_began(self) -> None:
+        """A request is being served: idle-time work stops at its next step, and does not
+        start again until every request has ended (they share the interpreter too)."""
+        with self._counting:
+            self._wanted += 1
+
+    def request_ended(self) -> None:
+        """The request that began has ended."""
+        with self._counting:
+            self._wanted -= 1
+
+    @contextlib.contextmanager
+    def _wanting(self) -> Iterator[None]:
+        """Count this thread among those that want the writer, while it waits for it or
+        holds it."""
+        self.request_began()
+        try:
+            yield
+        finally:
+            self.request_ended()
 
     def _no_backlog(self) -> None:
         if self.backlog_since is not None:

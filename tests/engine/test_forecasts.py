@@ -7,7 +7,7 @@ import sqlite3
 import threading
 import time
 
-from engine.projector import Foresight, Projector
+from engine.projector import FORESEE_STEP, Foresight, Projector
 from engine.service import ContactEvent, Service
 from engine.timeline import replay_timeline
 from eventstore.projection import Forecast
@@ -265,3 +265,21 @@ def test_foresee_gives_way_to_other_work(tmp_path):
     other.execute("COMMIT")
     other.close()
     assert service.foresee() == Foresight(1, done=True)
+
+
+def test_a_turn_of_foresee_stops_at_its_next_step_when_someone_wants_the_projector(tmp_path):
+    clock = Clock(START)
+    service = service_at(tmp_path, clock)
+    contacts = [f"c{i:02}" for i in range(FORESEE_STEP + 10)]
+    service.ingest([ContactEvent(c, "email_opened") for c in contacts])
+    service.define_segment("Openers", "opened email within 7 days")
+    looks = []
+
+    def wanted() -> bool:
+        looks.append(True)
+        return len(looks) > 1  # a request came during the first step
+
+    assert service.projector.foresee(1_000, stop=wanted) == Foresight(FORESEE_STEP, done=False)
+    assert service.projector.foresee(1_000) == Foresight(10, done=True)
+    for contact in contacts:
+        assert deadline_row(service.projection, "openers", contact)[0][3] == Forecast(False, None)
