@@ -6,7 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.evaluate import Context, compile_rule, evaluate_member
-from engine.history import Event, History
+from engine.history import INDEXED_FROM, Event, History
 from grammar import ast as a
 from tests.engine import reference
 from tests.engine.strategies import (
@@ -30,22 +30,28 @@ def horizon(rule: a.Condition, events: list[Event]) -> int:
     return BASE + SPAN * SECOND * 3 + longest + 2 * SECOND
 
 
-def engine_at(rule: a.Condition, events: list[Event], t: int) -> tuple[bool, int | None]:
-    return evaluate_member(compile_rule(rule), Context(History(events)), t)
+def engine_at(
+    rule: a.Condition, events: list[Event], t: int, indexed_from: int = INDEXED_FROM
+) -> tuple[bool, int | None]:
+    return evaluate_member(compile_rule(rule), Context(History(events, indexed_from)), t)
+
+
+# A history answers by scanning its events, or from its indexes (past INDEXED_FROM events).
+shapes = st.sampled_from([0, INDEXED_FROM])
 
 
 @SETTINGS
-@given(rule=rules, events=histories(), data=st.data())
-def test_value_agrees_with_the_reference(rule, events, data):
+@given(rule=rules, events=histories(), data=st.data(), shape=shapes)
+def test_value_agrees_with_the_reference(rule, events, data, shape):
     t = data.draw(st.sampled_from(interesting_instants(rule, events)))
-    assert engine_at(rule, events, t)[0] == reference.member(rule, events, t)
+    assert engine_at(rule, events, t, shape)[0] == reference.member(rule, events, t)
 
 
 @SETTINGS
-@given(rule=leaves, events=histories(), data=st.data())
-def test_a_leaf_knows_exactly_when_it_next_changes(rule, events, data):
+@given(rule=leaves, events=histories(), data=st.data(), shape=shapes)
+def test_a_leaf_knows_exactly_when_it_next_changes(rule, events, data, shape):
     t = data.draw(st.sampled_from(interesting_instants(rule, events)))
-    _, nxt = engine_at(rule, events, t)
+    _, nxt = engine_at(rule, events, t, shape)
     truth = reference.true_next_change(
         lambda i: reference.member(rule, events, i), t, horizon(rule, events)
     )
@@ -53,16 +59,16 @@ def test_a_leaf_knows_exactly_when_it_next_changes(rule, events, data):
 
 
 @SETTINGS
-@given(rule=rules, events=histories(), data=st.data())
-def test_following_next_changes_finds_the_true_change(rule, events, data):
+@given(rule=rules, events=histories(), data=st.data(), shape=shapes)
+def test_following_next_changes_finds_the_true_change(rule, events, data, shape):
     """The next change is a lower bound; following it never skips the real change."""
     t = data.draw(st.sampled_from(interesting_instants(rule, events)))
     end = horizon(rule, events)
     truth = reference.true_next_change(lambda i: reference.member(rule, events, i), t, end)
-    value, instant = engine_at(rule, events, t)
+    value, instant = engine_at(rule, events, t, shape)
     while instant is not None and (truth is None or instant < truth):
         assert instant > t
-        again, instant_after = engine_at(rule, events, instant)
+        again, instant_after = engine_at(rule, events, instant, shape)
         assert again == value, "a bound was not a lower bound"
         t, instant = instant, instant_after
         if t > end:
