@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import bisect
 import heapq
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -235,17 +235,23 @@ class EventCountNode(_EventLeaf):
         lo = bisect.bisect_right(times, t - self.window) if n and times[0] <= t - self.window else 0
         count = n - lo
         value = self.test(count, self.k)
-        # Nothing will enter; events leave one by one, the oldest first, at time + window.
-        left = self._leaving_until_flip(count, value)
-        return value, None if left is None else times[lo + left] + self.window
+        # Nothing will enter; events leave the oldest first, at time + window.
+        return value, self._flip_as_events_leave(times, lo, self.window, value)
 
-    def _leaving_until_flip(self, count: int, value: bool) -> int | None:
-        """Index of the leaving event that flips the value, or None.
+    def _flip_as_events_leave(
+        self, times: Sequence[int], lo: int, window: int, value: bool
+    ) -> int | None:
+        """The instant the events from `lo` on, leaving their window, change the value, or None.
 
-        Every count test is constant above k and changes only at k or k - 1."""
+        Every count test is constant above k and below k, so the value can change only when
+        the count first drops to k or less, and when it first drops below k. Events dated
+        alike leave together: two at once can take the count past k, and change nothing."""
+        n = len(times)
         for remaining in (self.k, self.k - 1):
-            if 0 <= remaining < count and self.test(remaining, self.k) != value:
-                return count - remaining - 1
+            if 0 <= remaining < n - lo:
+                leaving = times[n - remaining - 1]  # whose leaving takes the count to `remaining`
+                if self.test(n - bisect.bisect_right(times, leaving), self.k) != value:
+                    return leaving + window
         return None
 
     def explain(self, ctx: Context, t: int) -> Explanation:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -75,6 +76,21 @@ def test_following_next_changes_finds_the_true_change(rule, events, data, shape)
             break
     if truth is not None:
         assert instant == truth
+
+
+@pytest.mark.parametrize("op", list(a.CountOp))
+@pytest.mark.parametrize("k", [0, 1, 2])
+@pytest.mark.parametrize("seconds", [[0, 0], [0, 1, 1, 2], [0, 0, 0, 3]])
+def test_events_of_one_instant_leave_their_window_together(op, k, seconds):
+    """Two events dated alike leave at once: the count can skip k, and change nothing then."""
+    rule = a.EventCount(
+        a.EventSelector("email_opened", None), a.Count(op, k), a.Duration(5, a.Unit.SECONDS)
+    )
+    events = [_event(i, "email_opened", BASE + s * SECOND) for i, s in enumerate(seconds, 1)]
+    end = BASE + 10 * SECOND
+    for t in range(BASE - SECOND, end, SECOND):
+        truth = reference.true_next_change(lambda i: reference.member(rule, events, i), t, end)
+        assert engine_at(rule, events, t)[1] == truth, t - BASE
 
 
 def _event(position: int, kind: str, occurred: int, **data: object) -> Event:
