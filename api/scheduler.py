@@ -110,8 +110,10 @@ class DeadlineScheduler:
             retry = self._retry_seconds
             self._retry_seconds = min(retry * 2, self._poll_seconds)
             log.exception("processing deadlines failed; retrying in %s s", retry)
-            if self._scheduler.running:
-                self._arm(datetime.now(UTC) + timedelta(seconds=retry))
+            # Armed like any deadline, so that a later one arriving meanwhile (an append's)
+            # does not put it off until the next poll.
+            at = datetime.now(UTC) + timedelta(seconds=retry)
+            self.wake_at(int(at.timestamp() * 1000))
             return
         finally:
             self._running.release()

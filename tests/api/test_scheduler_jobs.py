@@ -95,6 +95,29 @@ def test_a_failed_catch_up_is_retried_within_a_second_not_at_the_next_poll(caplo
     assert "retrying in 1.0 s" in caplog.text
 
 
+def test_a_later_deadline_does_not_put_off_the_retry_of_a_failed_catch_up():
+    """An append arms the job for its new deadline, an hour away, just after a catch-up
+    failed: the retry still comes within a second or two, not at that deadline."""
+    failed, applied = threading.Event(), threading.Event()
+
+    def catch_up() -> int | None:
+        if not failed.is_set():
+            failed.set()
+            raise TimeoutError("database is locked")
+        applied.set()
+        return None
+
+    scheduler = DeadlineScheduler(catch_up, poll_seconds=3600)
+    scheduler.start()
+    try:
+        assert failed.wait(5)
+        time.sleep(0.2)  # the retry is armed
+        scheduler.wake_at(int(time.time() * 1000) + 3_600_000)
+        assert applied.wait(5)
+    finally:
+        scheduler.shutdown()
+
+
 def test_the_service_works_out_a_new_rules_forecasts_while_idle(tmp_path):
     # Now, not a fixed instant in the past: the real scheduler would otherwise find the
     # deadline already due, and run the catch-up again and again (the job waits for it).
