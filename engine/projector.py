@@ -19,18 +19,18 @@ from __future__ import annotations
 
 import gc
 import itertools
-from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any, NamedTuple
 
 from engine.evaluate import Context, Explanation, Outcome, evaluate_member
+from engine.histories import Histories, contact_of, to_event
 from engine.history import CONTACT_UPDATED, Event, History
 from engine.ledger import Ledger
-from engine.monotone import DOWN, EITHER, UNREAD, UP, direction_of, directions
+from engine.monotone import EITHER, directions
 from engine.population import Answer, ContactsAt, SetEvaluator
+from engine.reads import Reads, Touched
 from engine.segments import (
     DEFINITION_TYPES,
     DYNAMIC,
@@ -57,29 +57,11 @@ from eventstore.projection import (
     TransitionRecord,
 )
 
-CONTACT_STREAM = "contact:"
 CAUSE_OF_DEFINITION = {
     SEGMENT_DEFINED: "created",
     SEGMENT_RULE_CHANGED: "rule_changed",
     SEGMENT_ARCHIVED: "archived",
 }
-
-
-def contact_of(stream: str) -> str | None:
-    """The contact id of a `contact:<id>` stream, None for other streams."""
-    return stream[len(CONTACT_STREAM) :] if stream.startswith(CONTACT_STREAM) else None
-
-
-def to_event(stored: StoredEvent) -> Event:
-    """The engine's view of a stored contact event."""
-    return Event(
-        stored.position,
-        stored.event_id,
-        stored.type,
-        stored.occurred_at,
-        stored.recorded_at,
-        stored.data,
-    )
 
 
 def assignments(arrived: dict[str, list[Event]]) -> list[tuple[str, str, Any, int, int]]:
@@ -110,101 +92,6 @@ def _collector_paused() -> Iterator[None]:
         yield
     finally:
         gc.enable()
-
-
-@dataclass(frozen=True)
-class Reads:
-    """What a segment's membership depends on: its rule and the rules it refers to."""
-
-    types: frozenset[str | None]
-    properties: frozenset[str]
-    segments: frozenset[str]  # ids in its closure, itself included
-    ways: dict[str | None, int]  # per event type: which way it can move the rule
-    # Per set of kinds of new events, which ways they can move it (a few sets recur).
-    _moves: dict[frozenset, frozenset[int]] = field(default_factory=dict, compare=False)
-
-    def affected_by(self, event: Event) -> bool:
-        """Whether an event of a contact can change the segment's value for that contact."""
-        if None in self.types or event.type in self.types:
-            return True
-        return event.type == CONTACT_UPDATED and not self.properties.isdisjoint(event.data)
-
-    def blind_to(self, touched: Touched) -> bool:
-        """Whether the rule reads nothing of a brand-new contact but that it exists: then its
-        value is the same for every such contact, whatever the instant."""
-        return (
-            touched.fresh
-            and len(self.segments) == 1
-            and not any(self.affected_by(e) for e in touched.events)
-        )
-
-    def way(self, event_type: str, keys: frozenset[str] = frozenset()) -> int:
-        """Which way an event of a type (setting `keys`, for contact_updated) can move the
-        segment's value (engine.monotone)."""
-        if keys and not self.properties.isdisjoint(keys):
-            return EITHER
-        return direction_of(self.ways, event_type)
-
-    def moves(self, kinds: frozenset[tuple[str, frozenset[str]]]) -> frozenset[int]:
-        """The ways events of these kinds (type, keys set) can move the value, UNREAD left out."""
-        found = self._moves.get(kinds)
-        if found is None:
-            found = frozenset({self.way(t, keys) for t, keys in kinds} - {UNREAD})
-            self._moves[kinds] = found
-        return found
-
-
-class Touched:
-    """A contact with entries at the instant being applied: new events or static-list edits."""
-
-    def __init__(self, contact: str, history: History, events: list[Event], r: int) -> None:
-        self.contact = contact
-        self.history = history
-        self.events = events
-        self.edits: dict[str, int] = {}
-        self.visible = [e for e in events if e.occurred_at <= r]
-        # What the new events are, as far as which way they can move a rule goes.
-        self.kinds = frozenset(
-            (e.type, frozenset(e.data) if e.type == CONTACT_UPDATED else frozenset())
-            for e in events
-        )
-        # Until r the contact had no visible event: every event of r brings it into being.
-        self.new = (
-            bool(self.visible) and history.visible_from is not None and history.visible_from >= r
-        )
-        # It exists, and every event it has arrived now, none dated ahead: it has no
-        # membership nor deadline yet.
-        self.fresh = bool(self.visible) and len(self.visible) == len(history.events)
-        self.moves_start = False
-        if events:
-            # An event dated before everything else moves the instant the contact exists from.
-            first_new = min(e.occurred_at for e in events)
-            self.moves_start = history.exists_from() == first_new and not any(
-                e.occurred_at == first_new for e in history.events[: -len(events)]
-            )
-
-    def bears_on(self, reads: Reads) -> bool:
-        """Whether any of the new events can change the segment's value at some instant."""
-        return any(reads.affected_by(e) for e in self.events)
-
-    def causes(self, reads: Reads) -> list[int]:
-        """Positions of this instant's entries that bear on a segment for this contact."""
-        found = [e.position for e in self.visible if self.new or reads.affected_by(e)]
-        found += [p for s, p in self.edits.items() if s in reads.segments]
-        return found
-
-    def needs(self, reads: Reads, member: bool) -> bool:
-        """Whether the segment must be evaluated again for this contact at this instant.
-
-        Not when every new event can only move the rule the way it already is (an engaged
-        member opening one more email): the value cannot change now.
-        """
-        if self.new or self.moves_start or any(s in reads.segments for s in self.edits):
-            return True
-        ways = reads.moves(self.kinds)
-        if not ways:
-            return False
-        return not ((ways == {UP} and member) or (ways == {DOWN} and not member))
 
 
 class LedgerSegments:
@@ -247,67 +134,6 @@ class ProjectedSegments:
             self.session.deadlines_of(segment_id),
             all_exist=segment.kind == DYNAMIC,
         )
-
-
-class Histories:
-    """A bounded cache of contact histories as of the projector's position."""
-
-    def __init__(self, log: EventStore, capacity: int) -> None:
-        self._log = log
-        self._capacity = capacity
-        self._cache: OrderedDict[str, History] = OrderedDict()
-
-    def clear(self) -> None:
-        """Forget everything (another process may have moved the projection)."""
-        self._cache.clear()
-
-    def get(self, contact: str, upto: int) -> History:
-        """The contact's events with position <= upto."""
-        history = self._cache.get(contact)
-        if history is None:
-            stored = self._log.read_stream(CONTACT_STREAM + contact)
-            history = History(to_event(s) for s in stored if s.position <= upto)
-            self._remember(contact, history)
-        else:
-            self._cache.move_to_end(contact)
-        return history
-
-    def prefetch(self, contacts: Iterable[str], upto: int) -> None:
-        """Read the histories of contacts not cached yet, in few queries."""
-        missing = [CONTACT_STREAM + c for c in contacts if c not in self._cache]
-        if not missing:
-            return
-        for stream, stored in self._log.read_streams(missing).items():
-            history = History(to_event(s) for s in stored if s.position <= upto)
-            self._remember(stream[len(CONTACT_STREAM) :], history)
-
-    def read(self, contacts: Iterable[str], upto: int) -> dict[str, History]:
-        """The histories of some contacts, those not cached read in few queries and not kept:
-        work done in idle time leaves the cache (and the collector's work) as it was."""
-        found = {c: h for c in contacts if (h := self._cache.get(c)) is not None}
-        missing = [CONTACT_STREAM + c for c in contacts if c not in found]
-        if missing:
-            for stream, stored in self._log.read_streams(missing).items():
-                history = History(to_event(s) for s in stored if s.position <= upto)
-                found[stream[len(CONTACT_STREAM) :]] = history
-        return found
-
-    def extend(self, contact: str, events: Sequence[Event], before: int, known: bool) -> History:
-        """The contact's history up to position `before` (`known`: it has events there), with
-        the events that follow it added."""
-        if known or contact in self._cache:
-            history = self.get(contact, before)
-        else:
-            history = History()
-            self._remember(contact, history)
-        history.add(events)
-        return history
-
-    def _remember(self, contact: str, history: History) -> None:
-        self._cache[contact] = history
-        self._cache.move_to_end(contact)
-        while len(self._cache) > self._capacity:
-            self._cache.popitem(last=False)
 
 
 # Deadlines foreseen between two looks at whether someone wants the projector: about a

@@ -23,8 +23,9 @@ from engine.errors import (
     VersionMismatch,
 )
 from engine.evaluate import Explanation
+from engine.histories import CONTACT_STREAM, to_event
 from engine.history import History
-from engine.projector import CONTACT_STREAM, Foresight, Projector, to_event
+from engine.projector import Foresight, Projector
 from engine.segments import (
     DEFINITION_TYPES,
     DYNAMIC,
