@@ -202,10 +202,3 @@ class History:
             return values[-1]
         i = bisect.bisect_right(times, t)
         return values[i - 1] if i else None
-
-
-def as_events(stored: Iterable[Any]) -> list[Event]:
-    """Engine events from the store's StoredEvent records."""
-    return [
-        Event(s.position, s.event_id, s.type, s.occurred_at, s.recorded_at, s.data) for s in stored
-    ]

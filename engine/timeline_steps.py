@@ -152,8 +152,3 @@ def segmented_cumsum(values: np.ndarray, contact: np.ndarray) -> np.ndarray:
     before = total[starts] - values[starts]
     lengths = np.diff(np.append(starts, len(values)))
     return total - np.repeat(before, lengths)
-
-
-def contact_starts(contact: np.ndarray, contacts: int) -> np.ndarray:
-    """For rows sorted by contact: offsets[c] .. offsets[c + 1] are contact c's rows."""
-    return np.searchsorted(contact, np.arange(contacts + 1), side="left")

@@ -180,7 +180,6 @@ class SQLiteEventStore:
         self._clock = clock
         self._page_size = page_size
         self._write = self._connections.write
-        self.read_transaction = self._connections.read
         with self._write() as conn:
             create_schema(sqlite_utils.Database(conn))
 
