@@ -29,6 +29,11 @@ def to_event(stored: StoredEvent) -> Event:
     )
 
 
+def _upto(stored: Iterable[StoredEvent], upto: int) -> History:
+    """A history of the stored events with position <= upto."""
+    return History(to_event(s) for s in stored if s.position <= upto)
+
+
 class Histories:
     """A bounded cache of contact histories as of the projector's position."""
 
@@ -46,7 +51,7 @@ class Histories:
         history = self._cache.get(contact)
         if history is None:
             stored = self._log.read_stream(CONTACT_STREAM + contact)
-            history = History(to_event(s) for s in stored if s.position <= upto)
+            history = _upto(stored, upto)
             self._remember(contact, history)
         else:
             self._cache.move_to_end(contact)
@@ -58,7 +63,7 @@ class Histories:
         if not missing:
             return
         for stream, stored in self._log.read_streams(missing).items():
-            history = History(to_event(s) for s in stored if s.position <= upto)
+            history = _upto(stored, upto)
             self._remember(stream[len(CONTACT_STREAM) :], history)
 
     def read(self, contacts: Iterable[str], upto: int) -> dict[str, History]:
@@ -68,7 +73,7 @@ class Histories:
         missing = [CONTACT_STREAM + c for c in contacts if c not in found]
         if missing:
             for stream, stored in self._log.read_streams(missing).items():
-                history = History(to_event(s) for s in stored if s.position <= upto)
+                history = _upto(stored, upto)
                 found[stream[len(CONTACT_STREAM) :]] = history
         return found
 
