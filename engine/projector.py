@@ -30,7 +30,7 @@ from engine.history import CONTACT_UPDATED, Event, History
 from engine.ledger import Ledger
 from engine.monotone import EITHER, directions
 from engine.population import Answer, ContactsAt, SetEvaluator
-from engine.reads import Reads, Touched
+from engine.reads import Kinds, Reads, Touched
 from engine.segments import (
     DEFINITION_TYPES,
     DYNAMIC,
@@ -180,6 +180,7 @@ class Projector:
         self._histories = Histories(log, history_cache)
         self._committed: tuple[int, int] | None = None
         self._reads: dict[str, Reads] = {}
+        self._kinds: dict[Kinds, Kinds] = {}  # see Touched
         # Per segment and rule version (its position in the log), the value of every
         # brand-new contact the rule reads nothing of (None: not the same for all of them).
         self._blind: dict[tuple[str, int], bool | None] = {}
@@ -445,7 +446,13 @@ class Projector:
             edited.setdefault(contact, {})[segment.id] = position
 
         touched = [
-            Touched(c, histories.get(c) or self._histories.get(c, upto), arrived.get(c, []), r)
+            Touched(
+                c,
+                histories.get(c) or self._histories.get(c, upto),
+                arrived.get(c, []),
+                r,
+                self._kinds,
+            )
             for c in sorted(arrived.keys() | edited.keys())
         ]
         for t in touched:
