@@ -6,8 +6,10 @@ Starts the real service (python -m api.serve) on a fresh SQLite file and talks t
 HTTP with one keep-alive connection. The baselines are measured in the same run: for ingest,
 the same events appended in batches of 1,000 straight to a fresh event store in this process
 (no HTTP, no validation, no projection: what storing them costs alone); for latency, GET
-/healthz against the same process (what any request costs here before our work). Never
-asserts.
+/healthz against the same process (what any request costs here before our work). Two more
+rows bound the ingest: the same batches read and answered alone (JSON in, the marshmallow
+schemas, the receipts out, in this process), and that with the appending: what the service
+could ingest if applying the events to membership cost nothing. Never asserts.
 """
 
 from __future__ import annotations
@@ -27,9 +29,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from api.schemas import EventBatchIn, ReceiptsOut  # noqa: E402
 from bench.common import DAY, START, Clock  # noqa: E402
 from bench.generate import MIXED_SEGMENTS, generate_events, iso, to_new_event  # noqa: E402
 from bench.table import print_table  # noqa: E402
+from engine.service import ContactEvent  # noqa: E402
+from eventstore.interface import Receipt  # noqa: E402
 from eventstore.sqlite import SQLiteEventStore  # noqa: E402
 from eventstore.sqlite_keys import SQLiteKeyStore  # noqa: E402
 
@@ -79,7 +84,8 @@ def main() -> None:
             stderr=subprocess.DEVNULL,
         )
         try:
-            rows = run(port, key, args, append_rate(Path(scratch) / "append.db", args))
+            rates = append_rate(Path(scratch) / "append.db", args), validation_rate(args)
+            rows = run(port, key, args, *rates)
         finally:
             server.terminate()
             server.wait(timeout=30)
@@ -99,7 +105,32 @@ def append_rate(path: Path, args: argparse.Namespace) -> float:
     return len(events) / took
 
 
-def run(port: int, key: str, args: argparse.Namespace, store_rate: float) -> list[tuple]:
+def validation_rate(args: argparse.Namespace) -> float:
+    """Events per second reading the benchmark's batches of 1,000 as the service does (JSON,
+    the marshmallow schemas) and answering them (receipts through their schema, JSON), alone."""
+    events = [
+        {
+            "event_id": e["event_id"],
+            "contact_id": e["contact_id"],
+            "type": e["type"],
+            "occurred_at": iso(e["occurred_at"]),
+            "properties": e["properties"],
+        }
+        for e in generate_events(5, args.contacts, args.events, start=START)
+    ]
+    bodies = [json.dumps({"events": events[i : i + 1000]}) for i in range(0, len(events), 1000)]
+    receipts = [Receipt(e["event_id"], i + 1, START, False) for i, e in enumerate(events[:1000])]
+    started = time.perf_counter()
+    for body in bodies:
+        loaded = EventBatchIn().load(json.loads(body))["events"]
+        received = [ContactEvent(**e) for e in loaded]
+        json.dumps(ReceiptsOut().dump({"events": receipts[: len(received)]}))
+    return len(events) / (time.perf_counter() - started)
+
+
+def run(
+    port: int, key: str, args: argparse.Namespace, store_rate: float, read_rate: float
+) -> list[tuple]:
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -166,6 +197,20 @@ def run(port: int, key: str, args: argparse.Namespace, store_rate: float) -> lis
             ">= 20,000 ev/s",
             f"{store_rate:,.0f} ev/s",
             store_rate / rate,
+        ),
+        (
+            "  baseline: reading and answering the batches alone (JSON, marshmallow)",
+            f"{read_rate:,.0f} ev/s",
+            "",
+            "",
+            None,
+        ),
+        (
+            "  both alone: the bound with no projection and no HTTP",
+            f"{1 / (1 / store_rate + 1 / read_rate):,.0f} ev/s",
+            "",
+            "",
+            None,
         ),
         ("single event POST p50", f"{p50:.2f} ms", "", f"{health_p50:.2f} ms", p50 / health_p50),
         (
