@@ -387,6 +387,8 @@ def explanation_json(node: Explanation, evidence: int) -> dict[str, Any]:
 
 
 def _instants(value: Any, key: str | None = None) -> Any:
+    if key == "value":
+        return value  # a property's value, the contact's own data: shown as it was set
     if isinstance(value, dict):
         return {k: _instants(v, k) for k, v in value.items()}
     if isinstance(value, list):

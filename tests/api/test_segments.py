@@ -320,6 +320,20 @@ def test_explain_shows_the_evidence(api, clock):
     )
 
 
+def test_explain_shows_a_property_value_as_it_was_set(api, clock):
+    # Its keys may be those of the explanation's own instants: they stay numbers.
+    window = {"after": 1000, "until": 2000, "occurred_at": [7], "threshold": 3}
+    ingest(
+        api,
+        {"contact_id": "ann", "type": "contact_updated", "properties": {"window": window}},
+    )
+    define(api, "Windowed", "window is known")
+    details = api("auditor").get("/v1/segments/windowed/explain/ann").json["explanation"]
+    leaf = details["children"][0]["details"]
+    assert leaf["value"] == window
+    assert leaf["set_by"]["occurred_at"] == format_instant(clock())
+
+
 def test_explain_lists_the_latest_events_of_a_clause_and_counts_them_all(api, clock):
     for i in range(5):
         ingest(api, {"event_id": f"o-{i}", "contact_id": "ann", "type": "email_opened"})
