@@ -26,7 +26,7 @@ from engine.history import CONTACT_UPDATED
 from engine.segments import DYNAMIC, RuleVersion, Segment
 from engine.timeline_causes import Causes
 from engine.timeline_defs import Definitions, read_definitions
-from engine.timeline_leaves import Leaves
+from engine.timeline_leaves import Leaves, leaf_key
 from engine.timeline_log import MISSING, Fields, Log, read_log
 from engine.timeline_steps import INT, Axis, Steps, first_of_runs, grid, last_of_runs
 from eventstore.interface import EventStore
@@ -120,18 +120,19 @@ class Timeline:
         )
         self.leaves = Leaves(self.axis, events, fields, properties)
         # Leaves shared by several rules are computed once, and dropped after their last use.
-        self.leaf_uses = Counter(
+        nodes = [
             node
             for s in self.registry.segments.values()
             for v in s.versions
             for node in a.walk(v.ast)
             if isinstance(node, LEAVES)
-        )
+        ]
+        self.leaf_uses = Counter(map(leaf_key, nodes))
         present = self._present(fields, properties)
         self.causes = Causes(self.axis, log, definitions, present, index, self.seen_from)
         # Every property leaf now, from the one read of the properties' values, which is then
         # let go: the step functions are a fraction of the texts (the replay's peak memory).
-        for node in self.leaf_uses:
+        for node in nodes:
             if isinstance(node, a.PROPERTY_CONDITIONS):
                 self.leaves.steps(node)
         fields.forget(CONTACT_UPDATED)
@@ -174,14 +175,16 @@ class Timeline:
 
     def _rule(self, version: RuleVersion) -> Steps:
         """`contact exists and rule holds`, on the instants where any of its leaves changes."""
-        leaves: dict[a.Condition, Steps] = {}
+        leaves: dict[str, Steps] = {}  # by leaf_key
         for node in a.walk(version.ast):
             if isinstance(node, a.InSegment):
-                leaves[node] = self.membership(version.references.get(node.segment, node.segment))
+                segment = version.references.get(node.segment, node.segment)
+                leaves[leaf_key(node)] = self.membership(segment)
             elif isinstance(node, LEAVES):
-                leaves[node] = self.leaves.steps(node)
-                self.leaf_uses[node] -= 1
-                if not self.leaf_uses[node]:
+                key = leaf_key(node)
+                leaves[key] = self.leaves.steps(node)
+                self.leaf_uses[key] -= 1
+                if not self.leaf_uses[key]:
                     self.leaves.forget(node)
         instants = grid([s.keys for s in leaves.values()] + [self.exists.keys])
         vals = _evaluate(version.ast, instants, leaves, self.axis)
@@ -413,7 +416,7 @@ class Timeline:
 
 
 def _evaluate(
-    node: a.Condition, instants: np.ndarray, leaves: dict[a.Condition, Steps], axis: Axis
+    node: a.Condition, instants: np.ndarray, leaves: dict[str, Steps], axis: Axis
 ) -> np.ndarray:
     """A rule's value at every key of a grid that holds every change of its leaves."""
     if isinstance(node, a.Not):
@@ -422,4 +425,4 @@ def _evaluate(
         return np.logical_and.reduce([_evaluate(i, instants, leaves, axis) for i in node.items])
     if isinstance(node, a.Or):
         return np.logical_or.reduce([_evaluate(i, instants, leaves, axis) for i in node.items])
-    return leaves[node].at(axis, instants)
+    return leaves[leaf_key(node)].at(axis, instants)

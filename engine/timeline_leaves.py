@@ -42,6 +42,7 @@ from engine.timeline_steps import (
 )
 from engine.values import average, compare, instant_of, is_number, total
 from grammar import ast as a
+from grammar.formatter import format_rule
 
 ALL, WINDOW = "all", "window"
 EPSILON = sys.float_info.epsilon
@@ -69,6 +70,12 @@ class Counter:
     weight: np.ndarray | None = None
 
 
+def leaf_key(node: a.Condition) -> str:
+    """What a leaf means, as a key: its canonical text. Nodes are equal across `true` and 1
+    (True == 1 in Python), which a rule tells apart."""
+    return format_rule(node)
+
+
 class Leaves:
     """Step functions of leaves, computed once per distinct leaf."""
 
@@ -79,19 +86,20 @@ class Leaves:
         self.events = events
         self.fields = fields
         self.contact_properties = tuple(sorted(contact_properties))
-        self._cache: dict[a.Condition, Steps] = {}
+        self._cache: dict[str, Steps] = {}
 
     def steps(self, node: a.Condition) -> Steps:
         """The leaf's value for every contact over all time."""
-        found = self._cache.get(node)
+        key = leaf_key(node)
+        found = self._cache.get(key)
         if found is None:
             found = self._compute(node)
-            self._cache[node] = found
+            self._cache[key] = found
         return found
 
     def forget(self, node: a.Condition) -> None:
         """Drop a leaf that nothing will ask for again."""
-        self._cache.pop(node, None)
+        self._cache.pop(leaf_key(node), None)
 
     def _compute(self, node: a.Condition) -> Steps:
         if isinstance(node, a.EventCount):

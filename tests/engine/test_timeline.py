@@ -155,6 +155,46 @@ def test_a_change_due_when_a_referring_segment_is_defined(tmp_path):
     assert transitions_of(scratch) == transitions_of(live)
 
 
+def test_true_and_1_are_leaves_apart(tmp_path):
+    """`vip is true` and `vip = 1` are equal to Python (True == 1), not in meaning: the
+    replay, which works a leaf out once for every rule that has it, keeps them apart, across
+    rules, within one, and in event filters."""
+    rules = {
+        "flag-true": "vip is true",
+        "flag-one": "vip = 1",
+        "either": "vip is true or vip = 1",
+        "no-gift": "purchased where gift is false and not purchased where gift = 0",
+        "listed": "vip in (true, 2) and not vip in (1, 2)",
+    }
+    scenario = Scenario(
+        [("define", 0, name, parse(rule)) for name, rule in rules.items()]
+        + [
+            (
+                "events",
+                1,
+                [
+                    ("t", "contact_updated", 0, {"vip": True}),
+                    ("one", "contact_updated", 0, {"vip": 1}),
+                    ("f", "purchased", 0, {"gift": False}),
+                ],
+                True,
+            )
+        ]
+    )
+    log, live, end = run_live(scenario, tmp_path)
+    assert sorted((s, c) for s, c, _ in live.all_members()) == [
+        ("either", "one"),
+        ("either", "t"),
+        ("flag-one", "one"),
+        ("flag-true", "t"),
+        ("listed", "t"),
+        ("no-gift", "f"),
+    ]
+    rebuilt = SQLiteProjectionStore(tmp_path / "timeline.db")
+    replay_timeline(log, rebuilt, end)
+    assert contents(rebuilt) == contents(live)
+
+
 def test_the_contact_view_filled_inside_the_database_has_the_same_texts(tmp_path):
     """Values SQLite would write differently (fractions, integers beyond 64 bits, nested
     values, escapes) keep the text the live projection gives them; a late assignment does
