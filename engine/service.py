@@ -357,9 +357,8 @@ class Service:
                 raise VersionMismatch(if_match, segment.version)
             checked = self.check_rule(rule, segment_id)
             current = segment.current
-            if current is not None and (checked.text, checked.references) == (
-                current.text,
-                dict(current.references),
+            if current is not None and _meaning(checked.ast, checked.references) == _meaning(
+                current.ast, current.references
             ):
                 return segment  # the rule it has (written alike or not): nothing to version
             self._append_definition(
@@ -669,6 +668,12 @@ class Service:
 
 def _rule_data(checked: CheckedRule) -> dict[str, Any]:
     return {"rule": checked.text, "ast": to_json(checked.ast), "references": checked.references}
+
+
+def _meaning(rule: a.Condition, references: Mapping[str, str]) -> str:
+    """A rule's canonical text with its segments named by id: "engaged", "Engaged" and
+    "ENGAGED" name one segment."""
+    return format_rule(a.renaming_segments(rule, references))
 
 
 def _problem(node: a.Condition, message: str) -> Problem:

@@ -6,7 +6,7 @@ so ``parse(format(node)) == node`` holds although the canonical text moves thing
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -321,6 +321,18 @@ def walk(node: Condition) -> Iterator[Condition]:
     elif isinstance(node, And | Or):
         for item in node.items:
             yield from walk(item)
+
+
+def renaming_segments(node: Condition, names: Mapping[str, str]) -> Condition:
+    """The rule with each `in segment` reference written as `names` maps it (if it does)."""
+    if isinstance(node, InSegment):
+        return InSegment(names.get(node.segment, node.segment), span=node.span)
+    if isinstance(node, Not):
+        return Not(renaming_segments(node.item, names), span=node.span)
+    if isinstance(node, And | Or):
+        items = tuple(renaming_segments(i, names) for i in node.items)
+        return type(node)(items, span=node.span)
+    return node
 
 
 def event_selectors(node: Condition) -> Iterator[EventSelector]:

@@ -140,6 +140,16 @@ def test_putting_the_rule_a_segment_has_makes_no_new_version(api):
     assert same.headers["ETag"] == '"1"'
     assert [v["rule"] for v in same.json["versions"]] == ["purchased within 30 days"]
     assert api("auditor").get("/v1/events").json["events"] == log
+    # A segment it refers to, named otherwise: the same segment.
+    define(api, "Engaged buyers", 'in segment "Buyers" and opened email')
+    log = api("auditor").get("/v1/events").json["events"]
+    for rule in ("in segment buyers and opened email", 'IN SEGMENT "BUYERS" and opened email'):
+        same = api("marketer").put(
+            "/v1/segments/engaged-buyers", json={"rule": rule}, headers={"If-Match": '"1"'}
+        )
+        assert same.status_code == 200
+        assert same.headers["ETag"] == '"1"'
+    assert api("auditor").get("/v1/events").json["events"] == log
 
 
 def test_a_new_rule_version_needs_the_current_etag(api):
