@@ -401,7 +401,8 @@ class ExplanationOut(Schema):
         metadata={
             "description": "the evidence, by kind. event: event_type, count, events (the"
             " latest `evidence` of them: event_id, position, occurred_at), window (after,"
-            " until). aggregate: the same with function, property and aggregate. recency:"
+            " until). aggregate: the same with function, property and aggregate (null if"
+            " unknown, or for a total beyond a double). recency:"
             " which (first or last), threshold, events (the one that counts). property:"
             " property, value, set_by (the event that set it). segment: segment_id, and the"
             " segment's own tree as the child. membership: contact_exists, exists_from, and"

@@ -4,6 +4,7 @@ transitions and explanations."""
 from __future__ import annotations
 
 import logging
+import math
 import re
 from dataclasses import asdict
 from typing import Any
@@ -381,18 +382,22 @@ def explanation_json(node: Explanation, evidence: int) -> dict[str, Any]:
         "text": node.text,
         "value": node.value,
         "next_change": node.next_change,
-        "details": _instants(details),
+        "details": _details_json(details),
         "children": [explanation_json(c, evidence) for c in node.children],
     }
 
 
-def _instants(value: Any, key: str | None = None) -> Any:
+def _details_json(value: Any, key: str | None = None) -> Any:
+    """A node's details for JSON: instants as ISO-8601; a total beyond a double (1e308 +
+    1e308) as null, since JSON has no Infinity."""
     if key == "value":
         return value  # a property's value, the contact's own data: shown as it was set
     if isinstance(value, dict):
-        return {k: _instants(v, k) for k, v in value.items()}
+        return {k: _details_json(v, k) for k, v in value.items()}
     if isinstance(value, list):
-        return [_instants(v, key) for v in value]
+        return [_details_json(v, key) for v in value]
     if key in INSTANT_KEYS and isinstance(value, int) and not isinstance(value, bool):
         return s.format_instant(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
     return value

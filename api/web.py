@@ -430,7 +430,10 @@ def _bad_cursor() -> Problem:
 def dump(schema: Schema, value: Any, status: int = 200, headers: dict | None = None) -> Response:
     """A JSON response through a schema."""
     response = current_app.response_class(
-        json.dumps(schema.dump(value)), status=status, mimetype="application/json"
+        # allow_nan=False: JSON has no NaN nor Infinity; better a 500 than a body no client reads.
+        json.dumps(schema.dump(value), allow_nan=False),
+        status=status,
+        mimetype="application/json",
     )
     if headers:
         response.headers.update(headers)

@@ -3,6 +3,7 @@ membership now and as of an instant, transitions and explanations."""
 
 from __future__ import annotations
 
+import json
 from urllib.parse import quote
 
 import pytest
@@ -342,6 +343,18 @@ def test_explain_shows_a_property_value_as_it_was_set(api, clock):
     leaf = details["children"][0]["details"]
     assert leaf["value"] == window
     assert leaf["set_by"]["occurred_at"] == format_instant(clock())
+
+
+def test_explain_writes_a_total_beyond_a_double_as_null(api, clock):
+    for _ in range(2):
+        ingest(api, {"contact_id": "ann", "type": "purchased", "properties": {"amount": 1e308}})
+    define(api, "Big spenders", "total amount of purchased >= 100")
+    response = api("auditor").get("/v1/segments/big-spenders/explain/ann")
+    body = json.loads(response.get_data(as_text=True), parse_constant=lambda c: 1 / 0)
+    assert body["member"] is True
+    details = body["explanation"]["children"][0]["details"]
+    assert details["aggregate"] is None
+    assert details["count"] == 2
 
 
 def test_explain_lists_the_latest_events_of_a_clause_and_counts_them_all(api, clock):
