@@ -394,21 +394,27 @@ _WHOLE_NUMBER = re.compile(r"[0-9]{1,18}")
 
 
 def encode_cursor(value: Any) -> str | None:
-    """An opaque cursor for a page boundary (None: no next page)."""
+    """An opaque cursor for a page boundary of the list this request reads (None: no next
+    page). It names the list (its path): one list's cursor would page another wrongly."""
     if value is None:
         return None
-    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+    text = json.dumps([request.path, value])
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
 
 def cursor_arg(kind: type) -> Any:
-    """The page boundary in `cursor`, checked to be of the expected kind; None if absent."""
+    """The page boundary in `cursor`, checked to be one of this list's, of the expected kind;
+    None if absent."""
     text = request.args.get("cursor")
     if text is None:
         return None
     try:
-        value = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+        found = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
     except (ValueError, binascii.Error, RecursionError) as exc:
         raise _bad_cursor() from exc
+    if not isinstance(found, list) or len(found) != 2 or found[0] != request.path:
+        raise _bad_cursor()
+    value = found[1]
     if not isinstance(value, kind) or isinstance(value, bool):
         raise _bad_cursor()
     # Only what the API hands out: positions SQLite's integers hold, text that is text.
@@ -423,7 +429,7 @@ def _bad_cursor() -> Problem:
     return bad_query(
         "cursor",
         "not a cursor from this API",
-        "cursor is not one this API gave out; use next_cursor from the previous page",
+        "cursor is not one this list gave out; use next_cursor from its previous page",
     )
 
 

@@ -19,8 +19,11 @@ def log_size(api) -> int:
     return len(api("auditor").get("/v1/events?limit=1000").json["events"])
 
 
-def cursor(value: str | bytes) -> str:
+def cursor(value: str | bytes, path: str | None = None) -> str:
+    """A cursor as the API writes them (of the list at `path`), or any bytes."""
     raw = value if isinstance(value, bytes) else value.encode()
+    if path is not None:
+        raw = b'["' + path.encode() + b'", ' + raw + b"]"
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
@@ -165,11 +168,20 @@ def test_the_scheduler_leaves_a_deadline_past_year_9999_unarmed():
         ("/v1/events?after=%C2%B2", "after"),
         ("/v1/events?after=99999999999999999999", "after"),
         ("/v1/events?limit=" + "9" * 5000, "limit"),
-        ("/v1/events?cursor=" + cursor("99999999999999999999"), "cursor"),
-        ("/v1/events?cursor=" + cursor("-1"), "cursor"),
+        ("/v1/events?cursor=" + cursor("99999999999999999999", "/v1/events"), "cursor"),
+        ("/v1/events?cursor=" + cursor("-1", "/v1/events"), "cursor"),
         ("/v1/events?cursor=" + cursor(b"[" * 2000), "cursor"),
-        ("/v1/segments/s/members?cursor=" + cursor('"\\ud800"'), "cursor"),
-        ("/v1/segments/s/transitions?cursor=" + cursor("99999999999999999999"), "cursor"),
+        ("/v1/events?cursor=" + cursor("1"), "cursor"),  # no list named
+        ("/v1/events?cursor=" + cursor('"1"', "/v1/events"), "cursor"),  # text, not a position
+        (
+            "/v1/segments/s/members?cursor=" + cursor('"\\ud800"', "/v1/segments/s/members"),
+            "cursor",
+        ),
+        (
+            "/v1/segments/s/transitions?cursor="
+            + cursor("99999999999999999999", "/v1/segments/s/transitions"),
+            "cursor",
+        ),
     ],
 )
 def test_odd_numbers_and_cursors_are_400(api, url, field):

@@ -403,6 +403,32 @@ def test_members_page_by_opaque_cursor_now_and_as_of_an_instant(api, clock):
     assert bad.status_code == 400
 
 
+def test_a_cursor_pages_only_the_list_that_gave_it(api, clock):
+    define(api, "Openers", "opened email")
+    define(api, "Readers", "opened email")
+    define(api, "Zeta", "opened email")
+    ingest(api, *({"contact_id": f"c{i}", "type": "email_opened"} for i in range(3)))
+    read = api("auditor").get
+    members = read("/v1/segments/openers/members?limit=1").json["next_cursor"]
+    transitions = read("/v1/segments/openers/transitions?limit=1").json["next_cursor"]
+    events = read("/v1/events?limit=1").json["next_cursor"]
+    segments = read("/v1/segments?limit=1").json["next_cursor"]
+    for url, cursor in [
+        ("/v1/segments/readers/members", members),  # another segment's members
+        ("/v1/segments", members),  # a contact id, read as a segment id
+        ("/v1/segments/openers/transitions", events),  # a position, read as a transition id
+        ("/v1/contacts/c1/events", events),
+        ("/v1/segments/openers/members", segments),
+        ("/v1/events", transitions),
+    ]:
+        refused = read(f"{url}?cursor={cursor}")
+        assert refused.status_code == 400, (url, refused.json)
+        assert refused.json["errors"][0]["field"] == "cursor"
+    assert read(f"/v1/segments/openers/members?limit=1&cursor={members}").json["members"] == [
+        {"contact_id": "c1", "since": format_instant(clock())}
+    ]
+
+
 def test_properties_named_in_any_script_work_in_rules(api, clock):
     ingest(
         api,
