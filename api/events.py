@@ -91,8 +91,13 @@ def _refused(exc: InvalidEvents | InvalidEventError | EventIdReused, single: boo
 
     if isinstance(exc, EventIdReused):
         why = "names another event already: a new event needs a new id, a retry the same content"
-        field = where(exc.index, "event_id")
-        return Problem(409, "Event id reused", f"{field} {why}", [{"field": field, "message": why}])
+        fields = [where(i, "event_id") for i in exc.indexes]
+        return Problem(
+            409,
+            "Event id reused",
+            f"{', '.join(fields)} {why}",
+            [{"field": field, "message": why} for field in fields],
+        )
     if isinstance(exc, InvalidEventError):
         # What the schema lets through and the log cannot hold is in the properties.
         items = [(exc.index, "properties", exc.message)]

@@ -79,14 +79,17 @@ class StoreBusy(EventStoreError):
 
 class EventIdReused(EventStoreError):
     """An event_id that names another event already (another stream, type or data), or two
-    events of one batch; nothing was stored."""
+    events of one batch; nothing was stored. The first such event, and the indexes of all."""
 
-    def __init__(self, index: int, event_id: str, position: int | None) -> None:
+    def __init__(
+        self, index: int, event_id: str, position: int | None, indexes: Sequence[int] = ()
+    ) -> None:
         where = f"the event at position {position}" if position else "an earlier event of the batch"
         super().__init__(f"event {index}: event_id {event_id!r} already names {where}")
         self.index = index
         self.event_id = event_id
         self.position = position
+        self.indexes = list(indexes) or [index]
 
 
 class InvalidEventError(EventStoreError):

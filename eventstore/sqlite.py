@@ -245,16 +245,19 @@ class SQLiteEventStore:
             known[event_id] = (position, recorded_at)
             stored[event_id] = (stream, kind, data)
         fresh: dict[str, int] = {}
+        reused: list[tuple[int, str, int | None]] = []  # every one, for the producer to mend
         for i, e in enumerate(events):
             if e.event_id in known:
                 if not _same_event(e, encoded[i], *stored[e.event_id]):
-                    raise EventIdReused(i, e.event_id, known[e.event_id][0])
+                    reused.append((i, e.event_id, known[e.event_id][0]))
             elif e.event_id in fresh:
                 j = fresh[e.event_id]
                 if not _same_event(e, encoded[i], events[j].stream, events[j].type, encoded[j]):
-                    raise EventIdReused(i, e.event_id, None)
+                    reused.append((i, e.event_id, None))
             else:
                 fresh[e.event_id] = i
+        if reused:
+            raise EventIdReused(*reused[0], indexes=[i for i, _, _ in reused])
         streams = {events[i].stream for i in fresh.values()}
         wanted = json.dumps(list(streams | set(expected)))
         versions = dict(conn.execute(_SELECT_VERSIONS, (wanted,)))

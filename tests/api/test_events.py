@@ -134,6 +134,8 @@ def test_an_event_id_reused_for_another_event_is_a_409_that_stores_nothing(api):
     assert batch.status_code == 409
     assert batch.json["errors"][0]["field"] == "events.1.event_id"
     assert "names another event" in batch.json["detail"]
+    both = api("producer").post("/v1/events", json={"events": [other, {**first}, other]})
+    assert [e["field"] for e in both.json["errors"]] == ["events.0.event_id", "events.2.event_id"]
     assert log_size(api) == 1
 
 

@@ -298,6 +298,22 @@ class EventStoreContract(ABC):
         assert (info.value.index, info.value.event_id, info.value.position) == (1, "b", 2)
         assert ids(store.read()) == ["a", "b"]
 
+    def test_every_event_id_reused_in_a_batch_is_named(self, store):
+        store.append([new("a"), new("b")])
+        with pytest.raises(EventIdReused) as info:
+            store.append(
+                [
+                    new("c"),
+                    new("a", kind="other"),
+                    new("d"),
+                    new("b", data={"v": 2}),
+                    new("c", kind="x"),
+                ]
+            )
+        assert (info.value.index, info.value.event_id, info.value.position) == (1, "a", 1)
+        assert info.value.indexes == [1, 3, 4]
+        assert ids(store.read()) == ["a", "b"]
+
     @pytest.mark.parametrize("first, second", [({"v": 1}, {"v": True}), ({"v": False}, {"v": 0})])
     def test_an_event_id_given_twice_in_a_batch_for_two_events_stores_nothing(
         self, store, first, second
