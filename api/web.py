@@ -241,12 +241,16 @@ class _Unheld(str):
 
 def _float(text: str, unheld: list[_Unheld]) -> Any:
     """A JSON number with a fraction or exponent; one beyond a double (1e400) would be read as
-    infinity."""
+    infinity, one too near zero for it (1e-400) as 0."""
     number = float(text)
-    if not math.isinf(number):
+    if math.isinf(number):
+        why = "a number beyond what a double holds"
+    elif number == 0 and any(d in "123456789" for d in text.partition("e")[0].partition("E")[0]):
+        why = "a number too near zero for a double (it would be read as 0)"
+    else:
         return number
     found = _Unheld(text)
-    found.why = "a number beyond what a double holds"
+    found.why = why
     unheld.append(found)
     return found
 

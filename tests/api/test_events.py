@@ -163,8 +163,16 @@ def test_integers_of_64_bits_and_doubles_are_taken(api, number, status):
 
 @pytest.mark.parametrize(
     "number",
-    ["1e400", "-2.5E+999", "9223372036854775808", "-18446744073709551617", "7" * 5000],
-    ids=["1e400", "-2.5E+999", "2**63", "-2**64-1", "5000-digits"],
+    [
+        "1e400",
+        "-2.5E+999",
+        "1e-400",
+        "-0.1E-330",
+        "9223372036854775808",
+        "-18446744073709551617",
+        "7" * 5000,
+    ],
+    ids=["1e400", "-2.5E+999", "1e-400", "-0.1E-330", "2**63", "-2**64-1", "5000-digits"],
 )
 def test_a_number_the_service_cannot_hold_is_422_at_its_place(api, number):
     body = '{"events": [{"contact_id": "c", "type": "x"}, {"contact_id": "c", "type": "purchased",'
@@ -177,6 +185,17 @@ def test_a_number_the_service_cannot_hold_is_422_at_its_place(api, number):
     assert problem["errors"][0]["field"] == "events.1.properties.amount.1"
     assert number[:40] in problem["detail"]
     assert log_size(api) == 0
+
+
+@pytest.mark.parametrize("number", ["0.0", "-0e-400", "0E5", "5e-324", "1e308", "0.000"])
+def test_a_number_a_double_holds_is_stored(api, number):
+    body = '{"contact_id": "c", "type": "purchased", "properties": {"amount": NUMBER}}'
+    response = api("producer").post(
+        "/v1/events", data=body.replace("NUMBER", number), content_type="application/json"
+    )
+    assert response.status_code == 201, response.json
+    stored = api("auditor").get("/v1/events").json["events"][-1]["data"]["amount"]
+    assert stored == float(number)
 
 
 @pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity"])
