@@ -118,7 +118,8 @@ def engine_problem(exc: EngineError) -> Problem:
             headers={"Retry-After": "1"},
         )
     if isinstance(exc, Conflict):
-        return Problem(409, "Conflict", exc.message)
+        errors = [{"field": exc.field, "message": exc.message}] if exc.field else None
+        return Problem(409, "Conflict", exc.message, errors)
     if isinstance(exc, InvalidInput):
         field = exc.field or "(body)"
         return Problem(

@@ -20,7 +20,12 @@ class NotFound(EngineError):
 
 
 class Conflict(EngineError):
-    """The request contradicts the current state (a name taken, a segment still in use)."""
+    """The request contradicts the current state (a name taken, a segment still in use);
+    `field` names the part of the input that does, if one does."""
+
+    def __init__(self, message: str, field: str | None = None, **details: Any) -> None:
+        super().__init__(message, field=field, **details)
+        self.field = field
 
 
 class VersionMismatch(EngineError):

@@ -337,10 +337,14 @@ class Service:
         if kind == STATIC and rule is not None:
             raise InvalidInput("a static list has no rule", field="rule")
         with self._defining() as seen:
-            if self.registry.get(segment_id) is not None:
-                raise Conflict(
-                    f'a segment with the id "{segment_id}" exists already', id=segment_id
-                )
+            taken = self.registry.get(segment_id)
+            if taken is not None:
+                why = f'a segment with the id "{segment_id}" exists already'
+                if taken.archived_at is not None:
+                    why += (
+                        " (archived: the log keeps its history under that id; choose another name)"
+                    )
+                raise Conflict(why, field="name", id=segment_id)
             data: dict[str, Any] = {"name": name, "kind": kind, "description": description}
             if rule is not None:
                 data |= _rule_data(self.check_rule(rule, segment_id))
@@ -352,7 +356,7 @@ class Service:
         with self._defining() as seen:
             segment = self._live(segment_id)
             if segment.kind != DYNAMIC:
-                raise Conflict("a static list has no rule to change", id=segment_id)
+                raise Conflict("a static list has no rule to change", field="rule", id=segment_id)
             if if_match is not None and if_match != segment.version:
                 raise VersionMismatch(if_match, segment.version)
             checked = self.check_rule(rule, segment_id)

@@ -117,6 +117,12 @@ def test_duplicate_names_conflict(api):
     assert define(api, "Buyers", "purchased").status_code == 201
     response = define(api, "buyers", "purchased within 7 days")
     assert response.status_code == 409
+    assert response.json["errors"][0]["field"] == "name"
+    assert "archived" not in response.json["detail"]
+    api("marketer").delete("/v1/segments/buyers")
+    again = define(api, "Buyers", "purchased")
+    assert again.status_code == 409
+    assert "archived" in again.json["detail"]
 
 
 def test_bad_segment_bodies(api):
