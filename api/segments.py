@@ -215,7 +215,8 @@ def _if_match(segment_id: str, required: bool = True) -> int | None:
     if text == "*":
         return None
     if not _ETAG_LIST.fullmatch(text):
-        raise Problem(400, "Invalid If-Match", 'If-Match is * or ETags such as "3", "4"')
+        why = 'If-Match is * or ETags such as "3", "4"'
+        raise Problem(400, "Invalid If-Match", why, [{"field": "If-Match", "message": why}])
     # Compared strongly (RFC 9110, 13.1.1): a weak ETag matches nothing, and "01" is not "1".
     versions = [
         version
@@ -238,7 +239,8 @@ def _if_match(segment_id: str, required: bool = True) -> int | None:
 
 _ETAG = re.compile(r'(W/)?"([^"]*)"')
 _ONE_ETAG = r'(?:W/)?"[\x21\x23-\x7e\x80-\xff]*"'
-_ETAG_LIST = re.compile(rf"{_ONE_ETAG}(?:[ \t]*,[ \t]*{_ONE_ETAG})*")
+# A list by commas, whose empty elements a recipient ignores (RFC 9110, 5.6.1.2).
+_ETAG_LIST = re.compile(rf"(?:,[ \t]*)*{_ONE_ETAG}(?:(?:[ \t]*,)+[ \t]*{_ONE_ETAG})*(?:[ \t]*,)*")
 
 
 @bp.delete("/v1/segments/<segment_id>")
