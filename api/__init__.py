@@ -13,7 +13,7 @@ from flask import Flask, current_app, g
 
 from api import cli, problems
 from api.scheduler import DeadlineScheduler
-from api.web import Services
+from api.web import Services, refuse_undecodable_path
 from engine.service import Service
 from eventstore.sqlite import SQLiteEventStore
 from eventstore.sqlite_keys import SQLiteKeyStore
@@ -89,6 +89,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     # First of all: while a request is served, idle-time work stands aside.
     app.before_request(_began)
     app.teardown_request(_ended)
+    app.before_request(refuse_undecodable_path)
 
     from api import contacts, events, keys, meta, segments
 

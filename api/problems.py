@@ -6,8 +6,9 @@ import json
 import logging
 from typing import Any
 
-from flask import Flask, Response
+from flask import Flask, Response, request
 from marshmallow import ValidationError
+from werkzeug import exceptions as http
 from werkzeug.exceptions import HTTPException
 
 from engine.errors import (
@@ -128,6 +129,17 @@ def engine_problem(exc: EngineError) -> Problem:
     return Problem(400, "Bad request", exc.message)
 
 
+def _routed(app: Flask, path: str) -> bool:
+    """Whether a path names an endpoint, by any method."""
+    try:
+        app.url_map.bind("localhost").match(path, method=request.method)
+    except http.MethodNotAllowed:
+        return True
+    except HTTPException:
+        return False
+    return True
+
+
 def register(app: Flask) -> None:
     """Map every error to a problem+json response."""
 
@@ -171,10 +183,18 @@ def register(app: Flask) -> None:
         if exc.code == 413:
             limit = app.config.get("MAX_CONTENT_LENGTH")
             detail = f"the request body is larger than {limit} bytes"
+        elif isinstance(exc, http.NotFound):  # no route (a resource not found: EngineError)
+            detail = f"there is no endpoint {request.path} (see /openapi.json)"
+            bare = request.path.rstrip("/")
+            if bare != request.path and _routed(app, bare):
+                detail += f"; without the trailing slash, {bare}"
+        elif isinstance(exc, http.MethodNotAllowed):
+            allowed = ", ".join(sorted(set(exc.valid_methods or ()) - {"OPTIONS"}))
+            detail = f"{request.method} is not allowed on {request.path}; it takes {allowed}"
         return problem_response(
             Problem(
                 exc.code or 500,
-                exc.name,
+                exc.name[:1] + exc.name[1:].lower(),  # "Not found", as the service's own titles
                 detail,
                 headers={k: v for k, v in exc.get_headers() if k.lower() != "content-type"},
             )

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import wraps
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from flask import Response, current_app, g, request
 from marshmallow import Schema
@@ -168,6 +169,9 @@ def json_body(schema: Schema) -> Any:
             f"charset {charset!r} is not supported: JSON is sent as UTF-8",
         )
     raw = request.get_data(cache=True)
+    if raw.startswith(b"\xef\xbb\xbf"):
+        why = "the body starts with a byte order mark: send JSON without one (RFC 8259)"
+        raise Problem(400, "Malformed JSON", why, [{"field": "(body)", "message": why}])
     try:
         # Strictly: json.loads would take UTF-16 and UTF-32 too, and encoded surrogates.
         repeated: list[tuple[dict, str]] = []
@@ -329,6 +333,21 @@ def schedule_next(pending: bool = False) -> None:
     if found.scheduler is not None:
         service = found.service
         found.scheduler.wake_at(service.clock() if pending else service.projection.next_deadline())
+
+
+def refuse_undecodable_path() -> None:
+    """Refuse a path that is not UTF-8 once percent-decoded: read with replacement characters,
+    /v1/contacts/%FF would name the contact "\ufffd"."""
+    environ = request.environ
+    sent = environ.get("REQUEST_URI") or environ.get("RAW_URI")  # as the client wrote it
+    try:
+        if sent is not None:
+            unquote_to_bytes(sent.partition("?")[0]).decode("utf-8")
+        else:  # WSGI gives the path's bytes as latin-1 text
+            environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8")
+    except UnicodeError as exc:
+        why = "the path is not UTF-8 once percent-decoded"
+        raise Problem(400, "Bad request", why, [{"field": "(path)", "message": why}]) from exc
 
 
 def raw_json_body() -> Any:

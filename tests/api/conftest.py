@@ -77,4 +77,7 @@ def api(client, as_role):
         def delete(self, url: str, **kw):
             return client.delete(url, headers={**self.headers, **kw.pop("headers", {})}, **kw)
 
+        def patch(self, url: str, **kw):
+            return client.patch(url, headers={**self.headers, **kw.pop("headers", {})}, **kw)
+
     return Caller

@@ -313,6 +313,41 @@ def test_a_body_in_anything_but_utf8_is_400(api, body):
     assert log_size(api) == 0
 
 
+def test_a_body_with_a_byte_order_mark_is_400_that_says_so(api):
+    body = b"\xef\xbb\xbf" + b'{"contact_id": "c", "type": "x"}'
+    response = api("producer").post("/v1/events", data=body, content_type=JSON)
+    assert response.status_code == 400
+    assert "byte order mark" in response.json["detail"]
+    assert log_size(api) == 0
+
+
+@pytest.mark.parametrize(
+    "url", ["/v1/contacts/%FF", "/v1/contacts/%C0/segments", "/v1/segments/s/explain/%FE%FF"]
+)
+def test_a_path_that_is_not_utf8_is_400_not_a_replacement_character(api, url):
+    api("producer").post("/v1/events", json={"contact_id": "\ufffd", "type": "x"})
+    api("marketer").post("/v1/segments", json={"name": "S", "rule": 'performed "x"'})
+    response = api("auditor").get(url)
+    assert response.status_code == 400
+    assert response.json["errors"] == [
+        {"field": "(path)", "message": "the path is not UTF-8 once percent-decoded"}
+    ]
+    assert api("auditor").get("/v1/contacts/%EF%BF%BD").status_code == 200  # "\ufffd" itself
+
+
+def test_no_route_and_a_method_not_allowed_say_what_instead(api):
+    slash = api("auditor").get("/v1/segments/")
+    assert (slash.status_code, slash.json["title"]) == (404, "Not found")
+    assert slash.json["detail"].endswith("without the trailing slash, /v1/segments")
+    nowhere = api("auditor").get("/v1/nowhere")
+    assert nowhere.json["detail"] == "there is no endpoint /v1/nowhere (see /openapi.json)"
+    patch = api("marketer").patch("/v1/segments/x", json={})
+    assert (patch.status_code, patch.json["title"]) == (405, "Method not allowed")
+    assert patch.json["detail"].startswith("PATCH is not allowed on /v1/segments/x; it takes ")
+    assert "DELETE" in patch.json["detail"]
+    assert patch.mimetype == "application/problem+json"
+
+
 # ---- names and parameters given twice, unknown or empty ----
 
 
