@@ -5,7 +5,16 @@ from __future__ import annotations
 from flask import Blueprint, Response
 
 from api import schemas as s
-from api.web import cursor_arg, dump, encode_cursor, instant_arg, limit_arg, operation, services
+from api.web import (
+    contact_arg,
+    cursor_arg,
+    dump,
+    encode_cursor,
+    instant_arg,
+    limit_arg,
+    operation,
+    services,
+)
 from engine.segments import Segment
 
 bp = Blueprint("contacts", __name__)
@@ -20,9 +29,10 @@ def _segment_row(segment: Segment, since: int | None) -> dict:
     "A contact's properties now and its current segments (also one only a static list names)",
     "read",
     response=s.ContactOut,
-    errors=(404,),
+    errors=(400, 404),
 )
 def get_contact(contact_id: str) -> Response:
+    contact_id = contact_arg(contact_id)
     service = services().service
     properties, stored, current = service.contact(contact_id)
     return dump(
@@ -47,6 +57,7 @@ def get_contact(contact_id: str) -> Response:
     errors=(400, 404),
 )
 def get_contact_events(contact_id: str) -> Response:
+    contact_id = contact_arg(contact_id)
     after = cursor_arg(int) or 0
     limit = limit_arg()
     page = services().service.contact_events(contact_id, after, limit + 1)
@@ -67,6 +78,7 @@ def get_contact_events(contact_id: str) -> Response:
     errors=(400,),
 )
 def get_contact_segments(contact_id: str) -> Response:
+    contact_id = contact_arg(contact_id)
     service = services().service
     at = instant_arg()
     found = service.contact_segments(contact_id, at)

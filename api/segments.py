@@ -14,6 +14,7 @@ from flask import Blueprint, Response, request
 from api import schemas as s
 from api.problems import Problem, engine_problem, problem_response
 from api.web import (
+    contact_arg,
     cursor_arg,
     dump,
     encode_cursor,
@@ -354,6 +355,7 @@ def get_transitions(segment_id: str) -> Response:
     errors=(400, 404),
 )
 def explain(segment_id: str, contact_id: str) -> Response:
+    contact_id = contact_arg(contact_id)
     service = services().service
     at = instant_arg()
     evidence = limit_arg(s.EVIDENCE, s.MAX_EVIDENCE, "evidence")

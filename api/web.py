@@ -16,10 +16,16 @@ from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from flask import Response, current_app, g, request
-from marshmallow import Schema
+from marshmallow import Schema, ValidationError
 
 from api.problems import Problem
-from api.schemas import NO_SUCH_INSTANT, InstantOutOfRange, NoSuchInstant, parse_instant
+from api.schemas import (
+    NO_SUCH_INSTANT,
+    Identifier,
+    InstantOutOfRange,
+    NoSuchInstant,
+    parse_instant,
+)
 from engine.service import Service
 from eventstore.sqlite_keys import SQLiteKeyStore
 
@@ -358,6 +364,20 @@ def raw_json_body() -> Any:
 class _Passthrough(Schema):
     def load(self, data: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         return data
+
+
+def contact_arg(contact_id: str) -> str:
+    """A contact id from the path; a 400 if no contact can have it (ingest refuses it)."""
+    try:
+        return Identifier(in_urls=True).deserialize(contact_id)
+    except ValidationError as exc:
+        why = "; ".join(exc.messages)  # type: ignore[arg-type]
+        raise Problem(
+            400,
+            "Bad request",
+            f"no contact has this id: {why}",
+            [{"field": "contact_id", "message": why}],
+        ) from exc
 
 
 def instant_arg(name: str = "at") -> int | None:

@@ -335,6 +335,24 @@ def test_a_path_that_is_not_utf8_is_400_not_a_replacement_character(api, url):
     assert api("auditor").get("/v1/contacts/%EF%BF%BD").status_code == 200  # "\ufffd" itself
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/contacts/{}",
+        "/v1/contacts/{}/events",
+        "/v1/contacts/{}/segments",
+        "/v1/segments/s/explain/{}",
+    ],
+)
+@pytest.mark.parametrize("contact", ["%00", "a%0Ab", "%20a", "x" * 201, "%C2%A0"])
+def test_a_contact_id_no_contact_can_have_is_400(api, path, contact):
+    api("marketer").post("/v1/segments", json={"name": "S", "rule": "opened email"})
+    response = api("auditor").get(path.format(contact))
+    assert response.status_code == 400
+    assert response.json["errors"][0]["field"] == "contact_id"
+    assert response.json["detail"].startswith("no contact has this id: ")
+
+
 def test_no_route_and_a_method_not_allowed_say_what_instead(api):
     slash = api("auditor").get("/v1/segments/")
     assert (slash.status_code, slash.json["title"]) == (404, "Not found")
