@@ -8,7 +8,7 @@ from werkzeug.exceptions import NotFound
 
 from api import schemas as s
 from api.openapi import build_spec
-from api.web import dump, operation, services
+from api.web import check_query, dump, operation, services
 
 bp = Blueprint("meta", __name__)
 
@@ -52,6 +52,7 @@ def healthz() -> Response:
 
 @bp.get("/openapi.json")
 def openapi() -> Response:
+    check_query({})
     spec = current_app.extensions.get("openapi")
     if spec is None:
         spec = current_app.extensions["openapi"] = build_spec(current_app)
@@ -60,6 +61,7 @@ def openapi() -> Response:
 
 @bp.get("/docs")
 def docs() -> Response:
+    check_query({})
     return Response(DOCS_PAGE, mimetype="text/html")
 
 
@@ -67,6 +69,7 @@ def docs() -> Response:
 def docs_assets(filename: str) -> Response:
     # Only what the page loads: the package also holds Swagger's own demo page (index.html,
     # pointed at an Internet URL) and its templates.
+    check_query({})
     if filename not in DOCS_ASSETS:
         raise NotFound()
     return send_from_directory(swagger_ui_path, filename)

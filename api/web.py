@@ -109,7 +109,7 @@ def operation(
         def guarded(*args: Any, **kwargs: Any) -> Any:
             if permission is not None:
                 _authorize(permission)
-            _check_query(meta.query)
+            check_query(meta.query)
             return view(*args, **kwargs)
 
         guarded.operation = meta  # type: ignore[attr-defined]
@@ -137,7 +137,7 @@ def _authorize(permission: str) -> None:
     g.api_key = record
 
 
-def _check_query(known: dict[str, str]) -> None:
+def check_query(known: dict[str, str]) -> None:
     """Refuse query parameters the route does not take, given more than once or empty: each
     is a mistake (`limt=10`, two `at`s, `contact=`) that would otherwise pass unnoticed."""
     for name in request.args:

@@ -402,6 +402,9 @@ def test_a_name_repeated_in_a_json_object_is_400_where_it_is(api, url, body, fie
         ("/v1/segments?archived=ture", "archived", "true or false"),
         ("/v1/segments/s/transitions?contact=", "contact", "empty"),
         ("/v1/events?after=", "after", "empty"),
+        ("/healthz?x=1", "x", "takes no parameters"),
+        ("/openapi.json?x=1", "x", "takes no parameters"),
+        ("/docs?x=1", "x", "takes no parameters"),
     ],
 )
 def test_a_query_parameter_unknown_repeated_or_odd_is_400(api, url, field, fragment):
