@@ -60,16 +60,27 @@ def positive_equal(value: Any, literal: Any) -> bool:
     return _number(value) and value == literal
 
 
-def ordered(value: Any, literal: Any) -> float | None:
-    """value - literal as a number, for ordering; None when they do not compare."""
+def ordered(value: Any, literal: Any) -> int | None:
+    """The sign of value - literal (Python compares an int and a float exactly, where
+    subtracting them rounds); None when they do not compare."""
     if value is None:
         return None
     if isinstance(literal, a.DateValue):
-        moment = _instant(value)
-        return None if moment is None else moment - literal.ms
-    if _number(literal) and _number(value):
-        return value - literal
-    return None
+        value = _instant(value)
+        if value is None:
+            return None
+        literal = literal.ms
+    elif not (_number(literal) and _number(value)):
+        return None
+    return (value > literal) - (value < literal)
+
+
+def _float(exact: Fraction) -> float:
+    """The nearest double; beyond them all, infinity (1e308 + 1e308)."""
+    try:
+        return float(exact)
+    except OverflowError:
+        return math.inf if exact > 0 else -math.inf
 
 
 def compare(value: Any, op: a.CompareOp, literal: Any) -> bool:
@@ -190,11 +201,11 @@ def holds(rule: a.Condition, events: list[Event], t: int, seg: SegmentOracle | N
         # Sums of the numbers as written (10.1 + 20.2 is 30.3), rounded once.
         exact = sum(Fraction(repr(x)) for x in numbers)
         if rule.func is a.AggregateFunc.TOTAL:
-            result: Any = int(exact) if all(type(x) is int for x in numbers) else float(exact)
+            result: Any = int(exact) if all(type(x) is int for x in numbers) else _float(exact)
         elif not numbers:
             result = None
         elif rule.func is a.AggregateFunc.AVERAGE:
-            result = float(exact / len(numbers))
+            result = _float(exact / len(numbers))
         elif rule.func is a.AggregateFunc.MINIMUM:
             result = min(numbers)
         else:

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from engine.evaluate import Context, compile_rule, evaluate_member
 from engine.history import INDEXED_FROM, Event, History
 from grammar import ast as a
+from grammar import parse
 from tests.engine import reference
 from tests.engine.strategies import (
     BASE,
@@ -148,3 +149,20 @@ def test_the_latest_property_value_wins_ties_by_position():
 def test_a_contact_without_events_is_in_no_segment():
     rule = a.Not(a.EventCount(a.EventSelector("purchased")))
     assert engine_at(rule, [], BASE) == (False, None)
+
+
+@pytest.mark.parametrize(
+    ("rule", "events"),
+    [
+        # An int and a float compare exactly: 123456789012345678.0 is 123456789012345680.
+        ("score > 123456789012345677", [("contact_updated", {"score": 123456789012345678.0})]),
+        ("average amount of purchased > 4611686018427387903", [("purchased", {"amount": 2**62})]),
+        ("total amount of purchased >= 100", [("purchased", {"amount": 1e308})] * 2),
+        ("total amount of purchased < 0", [("purchased", {"amount": -1e308})] * 2),
+    ],
+)
+def test_numbers_at_the_edges_of_a_double_agree_with_the_reference(rule, events):
+    history = [_event(i + 1, kind, BASE, **data) for i, (kind, data) in enumerate(events)]
+    node = parse(rule)
+    assert engine_at(node, history, BASE)[0] is True
+    assert reference.member(node, history, BASE) is True
