@@ -25,6 +25,7 @@ from engine.errors import (
 from engine.evaluate import Explanation
 from engine.histories import CONTACT_STREAM, to_event
 from engine.history import History
+from engine.memory import give_back_freed_memory
 from engine.projector import Foresight, Projector
 from engine.segments import (
     DEFINITION_TYPES,
@@ -634,6 +635,7 @@ class Service:
         # A log the timeline does not handle is left to the projector, entry by entry.
         with contextlib.suppress(Unsupported):
             replay_timeline(self.log, self.projection, self.clock(), only_if_empty=True)
+        give_back_freed_memory()  # the replay's columns: the service runs on for months
 
     def _members_at(self, segment_id: str, t: int) -> list[str]:
         """A segment's members at T, sorted; kept while no event occurred by T arrives, so
