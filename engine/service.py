@@ -331,6 +331,12 @@ class Service:
                 f"a segment name needs letters or digits and at most {MAX_NAME} characters",
                 field="name",
             )
+        if len(segment_id) > MAX_NAME:  # "ﷺ" is 18 letters once its accents are dropped
+            raise InvalidInput(
+                f'the name makes an id of {len(segment_id)} characters ("{segment_id[:20]}...");'
+                f" at most {MAX_NAME}",
+                field="name",
+            )
         if kind not in (DYNAMIC, STATIC):
             raise InvalidInput('kind is "dynamic" or "static"', field="kind")
         if kind == DYNAMIC and rule is None:

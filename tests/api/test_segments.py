@@ -113,6 +113,14 @@ def test_names_in_any_script_make_ids(api, name, slug):
     assert api("marketer").post("/v1/segments", json=referring).status_code == 201
 
 
+def test_a_name_whose_id_would_be_over_200_characters_is_refused(api):
+    assert define(api, "ß" * 100, "purchased").status_code == 201  # "ss" * 100
+    response = define(api, "\ufdfa" * 12, "purchased")
+    assert response.status_code == 422
+    assert response.json["errors"][0]["field"] == "name"
+    assert "an id of 216 characters" in response.json["detail"]
+
+
 def test_duplicate_names_conflict(api):
     assert define(api, "Buyers", "purchased").status_code == 201
     response = define(api, "buyers", "purchased within 7 days")
