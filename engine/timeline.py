@@ -72,11 +72,13 @@ def replay_timeline(
         if data.last_recorded is not None and now > data.last_recorded:
             # Time up to `now` is decided here: no append may be recorded before it from now on.
             log.raise_clock_floor(now)
-        if not only_if_empty:
-            projection.reset()
         with projection.session() as session:
             if only_if_empty and session.position:
                 return None
+            # In the transaction that writes the new one: readers (the service beside a
+            # `flask replay`) see the old projection until then, and an interrupted replay
+            # leaves it as it was.
+            session.clear()
             next_deadline = timeline.write(session)
             if contact_view is None:
                 session.assign_values(queries.latest_assignments(last))

@@ -128,6 +128,11 @@ class ProjectionSession(ContactReads, Protocol):
         """Record the last applied position and the instant processed up to."""
         ...
 
+    def clear(self) -> None:
+        """Drop everything the projection holds, checkpoint included, in this transaction:
+        readers see the projection as it was until a new one is committed in its place."""
+        ...
+
     def save_definition(self, record: DefinitionRecord) -> None:
         """Keep a segment definition event."""
         ...

@@ -270,6 +270,13 @@ class SQLiteProjectionSession(SQLiteContactReads, SQLiteTransaction):
     def _reader(self) -> sqlite3.Connection:
         return self.conn
 
+    def clear(self) -> None:
+        """Drop everything the projection holds, checkpoint included, in this transaction:
+        readers see the projection as it was until a new one is committed in its place."""
+        _drop(self.conn)
+        create_schema(sqlite_utils.Database(self.conn))
+        self.position, self.instant = 0, 0
+
     def save_definition(self, record: DefinitionRecord) -> None:
         """Keep a segment definition event."""
         self.conn.execute(
@@ -742,9 +749,8 @@ class SQLiteProjectionStore(SQLiteContactReads):
 
     def reset(self) -> None:
         """Drop everything the projection holds, checkpoint included."""
-        with self._connections.write() as conn:
-            _drop(conn)
-            create_schema(sqlite_utils.Database(conn))
+        with self.session() as session:
+            session.clear()
 
     def close(self) -> None:
         """Release connections."""

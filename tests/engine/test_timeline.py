@@ -5,6 +5,7 @@ and checkpoint; and deadlines from which the projector carries on to the same fu
 from __future__ import annotations
 
 import sqlite3
+import threading
 
 import numpy as np
 import pytest
@@ -333,6 +334,31 @@ def test_timeline_replay_equals_projector_replay_on_generated_data(tmp_path):
     assert found == expected
     later = now + 40 * DAY
     assert carry_on(log, by_timeline, later) == carry_on(log, by_projector, later)
+
+
+def test_readers_see_the_old_projection_until_the_replay_commits_the_new(tmp_path):
+    """`flask replay` beside the service: the service never finds the projection emptied
+    (its segments unknown, its checkpoint 0) while the replay works."""
+    log = build_log(tmp_path / "log.db", 20_000, 2_000, seed=3)
+    now = log.connection().execute("SELECT max(recorded_at) FROM events").fetchone()[0]
+    replay_timeline(log, SQLiteProjectionStore(log.path), now)
+    reader = SQLiteProjectionStore(log.path)
+
+    def state() -> tuple:
+        return reader.checkpoint(), len(reader.definitions()), reader.member_count("engaged")
+
+    before = state()
+    assert before[0][0] == log.last_position() and before[2] > 0
+    seen = []
+    replaying = threading.Thread(
+        target=replay_timeline, args=(log, SQLiteProjectionStore(log.path), now)
+    )
+    replaying.start()
+    while replaying.is_alive():
+        seen.append(state())
+    replaying.join()
+    assert len(seen) > 10
+    assert set(seen) == {before}
 
 
 # ---- leaf by leaf, against the per-contact evaluator ----

@@ -179,6 +179,26 @@ def test_dropping_the_projection_does_not_write_its_pages_again(tmp_path):
     store.close()
 
 
+def test_a_clear_shows_only_once_committed(tmp_path):
+    store = SQLiteProjectionStore(tmp_path / "p.db")
+    reader = SQLiteProjectionStore(tmp_path / "p.db")
+    with store.session() as s:
+        s.insert_transitions([("s", "c", "entered", 1, 1, "event", 1)])
+        s.advance(5, 10)
+    with pytest.raises(RuntimeError), store.session() as s:
+        s.clear()
+        assert (s.position, s.instant) == (0, 0)
+        assert reader.checkpoint() == (5, 10)  # another connection: as it was
+        assert reader.member_count("s") == 1
+        raise RuntimeError("the replay fails")
+    assert store.checkpoint() == (5, 10)
+    assert len(list(store.all_transitions())) == 1
+    with store.session() as s:
+        s.clear()
+    assert reader.checkpoint() == (0, 0)
+    assert list(reader.all_transitions()) == []
+
+
 def test_member_counts_are_entries_minus_exits(tmp_path):
     store = SQLiteProjectionStore(tmp_path / "p.db")
     with store.session() as s:
