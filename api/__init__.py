@@ -4,12 +4,14 @@ the scheduler, and registers the blueprints, the error handlers and the CLI."""
 from __future__ import annotations
 
 import os
+import sqlite3
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from flask import Flask, current_app, g
+from flask.cli import NoAppException
 
 from api import cli, problems
 from api.scheduler import DeadlineScheduler
@@ -41,6 +43,14 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+DURABILITIES = ("process", "power")
+
+
+class ConfigurationError(NoAppException):
+    """The service cannot start as configured: a setting, or the database it names. (Flask's
+    CLI prints the message of a NoAppException, not a traceback.)"""
+
+
 def system_clock() -> int:
     """The wall clock in UTC milliseconds (the only place the service reads it)."""
     return time.time_ns() // 1_000_000
@@ -60,18 +70,27 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(config or {})
 
     clock = app.config["CLOCK"] or system_clock
+    if not app.config["SEGMENTS_DB"]:
+        raise ConfigurationError("SEGMENTS_DB is empty: name the SQLite file")
     path = Path(app.config["SEGMENTS_DB"])
-    path.parent.mkdir(parents=True, exist_ok=True)
     durability = app.config["DURABILITY"]
+    if durability not in DURABILITIES:
+        raise ConfigurationError(f'SEGMENTS_DURABILITY is "process" or "power", not {durability!r}')
     checkpoint_seconds = app.config["WAL_CHECKPOINT_SECONDS"] if app.config["SCHEDULER"] else None
     auto = checkpoint_seconds is None
     wait = app.config["BUSY_TIMEOUT_MS"]
-    log = SQLiteEventStore(
-        path, clock, durability=durability, busy_timeout_ms=wait, autocheckpoint=auto
-    )
-    projection = SQLiteProjectionStore(
-        path, durability=durability, busy_timeout_ms=wait, autocheckpoint=auto
-    )
+    app.extensions["segments_db_created"] = not path.exists()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        log = SQLiteEventStore(
+            path, clock, durability=durability, busy_timeout_ms=wait, autocheckpoint=auto
+        )
+        projection = SQLiteProjectionStore(
+            path, durability=durability, busy_timeout_ms=wait, autocheckpoint=auto
+        )
+        keys = SQLiteKeyStore(path, busy_timeout_ms=wait)
+    except (sqlite3.Error, OSError) as exc:
+        raise ConfigurationError(f"cannot open the database {path} (SEGMENTS_DB): {exc}") from exc
     service = Service(
         log, projection, clock, max_future_ms=app.config["MAX_FUTURE_MS"], wait_ms=wait
     )
@@ -82,9 +101,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
             scheduler.every(checkpoint_seconds, log.checkpoint_wal, "wal-checkpoint")
         if app.config["FORESEE_SECONDS"] is not None:
             scheduler.every(app.config["FORESEE_SECONDS"], service.foresee, "foresee")
-    app.extensions["segments"] = Services(
-        service, SQLiteKeyStore(path, busy_timeout_ms=wait), scheduler
-    )
+    app.extensions["segments"] = Services(service, keys, scheduler)
 
     # First of all: while a request is served, idle-time work stands aside.
     app.before_request(_began)

@@ -6,7 +6,7 @@ import tempfile
 from pathlib import Path
 
 import click
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 
 from api.web import Services
@@ -18,8 +18,11 @@ keys = AppGroup("keys", help="Create, list and revoke API keys.")
 
 
 def _services() -> Services:
-    from flask import current_app
-
+    """The app's services; a note first if the database was created to run this command (a
+    mistyped SEGMENTS_DB, or the command run from another directory)."""
+    if current_app.extensions.pop("segments_db_created", False):
+        where = current_app.config["SEGMENTS_DB"]
+        click.echo(f"Note: there was no database at {where} (SEGMENTS_DB): created one.", err=True)
     return current_app.extensions["segments"]
 
 
