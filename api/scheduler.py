@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -14,6 +15,7 @@ from api.schemas import LAST_INSTANT
 
 log = logging.getLogger(__name__)
 JOB = "deadlines"
+LONG_CATCH_UP_SECONDS = 1.0  # a catch-up that took longer says so in the log
 
 
 class DeadlineScheduler:
@@ -102,6 +104,7 @@ class DeadlineScheduler:
             # The catch-up under way processes what is due by its start, and arms the job
             # for the next deadline after (this one's too, if it falls later) when it ends.
             return
+        began = time.monotonic()
         try:
             due = self._catch_up()
         except Exception:
@@ -118,4 +121,7 @@ class DeadlineScheduler:
         finally:
             self._running.release()
         self._retry_seconds = 1.0
+        took = time.monotonic() - began
+        if took >= LONG_CATCH_UP_SECONDS:  # a backlog (after downtime): say when it is done
+            log.info("caught up with the log and the deadlines due in %.1f s", took)
         self.wake_at(due)

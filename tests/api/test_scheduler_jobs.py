@@ -70,6 +70,27 @@ def test_jobs_due_while_a_long_run_lasts_neither_wait_nor_warn(caplog):
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
 
 
+def test_a_long_catch_up_says_when_it_is_done_and_a_short_one_does_not(caplog):
+    lasts = [1.1, 0.0]
+    done = threading.Event()
+
+    def catch_up() -> int | None:
+        threading.Event().wait(lasts.pop(0) if lasts else 0.0)
+        if not lasts:
+            done.set()
+        return None
+
+    scheduler = DeadlineScheduler(catch_up, poll_seconds=0.1)
+    with caplog.at_level(logging.INFO, logger="api.scheduler"):
+        scheduler.start()
+        try:
+            assert done.wait(10)
+        finally:
+            scheduler.shutdown()
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 1 and said[0].startswith("caught up with the log and the deadlines")
+
+
 def test_a_failed_catch_up_is_retried_within_a_second_not_at_the_next_poll(caplog):
     """A write answered "stored, not applied yet" (another process held the database) waits
     for this retry; a lasting failure backs off towards the poll interval."""
