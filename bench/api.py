@@ -105,10 +105,9 @@ def append_rate(path: Path, args: argparse.Namespace) -> float:
     return len(events) / took
 
 
-def validation_rate(args: argparse.Namespace) -> float:
-    """Events per second reading the benchmark's batches of 1,000 as the service does (JSON,
-    the marshmallow schemas) and answering them (receipts through their schema, JSON), alone."""
-    events = [
+def posted_events(args: argparse.Namespace, start: int) -> list[dict]:
+    """The benchmark's events as a producer posts them."""
+    return [
         {
             "event_id": e["event_id"],
             "contact_id": e["contact_id"],
@@ -116,8 +115,14 @@ def validation_rate(args: argparse.Namespace) -> float:
             "occurred_at": iso(e["occurred_at"]),
             "properties": e["properties"],
         }
-        for e in generate_events(5, args.contacts, args.events, start=START)
+        for e in generate_events(5, args.contacts, args.events, start=start)
     ]
+
+
+def validation_rate(args: argparse.Namespace) -> float:
+    """Events per second reading the benchmark's batches of 1,000 as the service does (JSON,
+    the marshmallow schemas) and answering them (receipts through their schema, JSON), alone."""
+    events = posted_events(args, START)
     bodies = [json.dumps({"events": events[i : i + 1000]}) for i in range(0, len(events), 1000)]
     receipts = [Receipt(e["event_id"], i + 1, START, False) for i, e in enumerate(events[:1000])]
     started = time.perf_counter()
@@ -151,16 +156,7 @@ def run(
     # forecasts worked out. (A stream from long ago leaves every window empty, and measured
     # a quarter faster.)
     start = int(time.time() * 1000) - 180 * DAY
-    events = [
-        {
-            "event_id": e["event_id"],
-            "contact_id": e["contact_id"],
-            "type": e["type"],
-            "occurred_at": iso(e["occurred_at"]),
-            "properties": e["properties"],
-        }
-        for e in generate_events(5, args.contacts, args.events, start=start)
-    ]
+    events = posted_events(args, start)
     batches = [events[i : i + 1000] for i in range(0, len(events), 1000)]
     started = time.perf_counter()
     for batch in batches:

@@ -7,11 +7,22 @@ import logging
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from api import create_app, start_background
 from api.scheduler import DeadlineScheduler
 from engine.service import ContactEvent
 from tests.clock import START, Clock
+
+
+@contextmanager
+def running(scheduler: DeadlineScheduler) -> Iterator[None]:
+    scheduler.start()
+    try:
+        yield
+    finally:
+        scheduler.shutdown()
 
 
 def test_a_periodic_job_runs_again_after_failing(caplog):
@@ -27,12 +38,8 @@ def test_a_periodic_job_runs_again_after_failing(caplog):
 
     scheduler.every(0.05, job, "housekeeping")
     assert runs == []  # nothing runs before the scheduler starts
-    with caplog.at_level(logging.ERROR, logger="api.scheduler"):
-        scheduler.start()
-        try:
-            assert again.wait(5)
-        finally:
-            scheduler.shutdown()
+    with caplog.at_level(logging.ERROR, logger="api.scheduler"), running(scheduler):
+        assert again.wait(5)
     assert len(runs) >= 2
     assert "housekeeping failed" in caplog.text
 
@@ -58,15 +65,11 @@ def test_jobs_due_while_a_long_run_lasts_neither_wait_nor_warn(caplog):
 
     scheduler = DeadlineScheduler(catch_up, poll_seconds=0.05)
     scheduler.every(0.05, checkpoint, "wal-checkpoint")
-    with caplog.at_level(logging.WARNING):
-        scheduler.start()
-        try:
-            assert started.wait(5)
-            threading.Event().wait(0.5)  # ten polls and ten checkpoints fall due
-            assert calls == ["catch_up"] and checkpoints == [1]
-            release.set()
-        finally:
-            scheduler.shutdown()
+    with caplog.at_level(logging.WARNING), running(scheduler):
+        assert started.wait(5)
+        threading.Event().wait(0.5)  # ten polls and ten checkpoints fall due
+        assert calls == ["catch_up"] and checkpoints == [1]
+        release.set()
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
 
 
@@ -81,12 +84,8 @@ def test_a_long_catch_up_says_when_it_is_done_and_a_short_one_does_not(caplog):
         return None
 
     scheduler = DeadlineScheduler(catch_up, poll_seconds=0.1)
-    with caplog.at_level(logging.INFO, logger="api.scheduler"):
-        scheduler.start()
-        try:
-            assert done.wait(10)
-        finally:
-            scheduler.shutdown()
+    with caplog.at_level(logging.INFO, logger="api.scheduler"), running(scheduler):
+        assert done.wait(10)
     said = [r.getMessage() for r in caplog.records]
     assert len(said) == 1 and said[0].startswith("caught up with the log and the deadlines")
 
@@ -105,12 +104,8 @@ def test_a_failed_catch_up_is_retried_within_a_second_not_at_the_next_poll(caplo
         return None
 
     scheduler = DeadlineScheduler(catch_up, poll_seconds=3600)
-    with caplog.at_level(logging.ERROR, logger="api.scheduler"):
-        scheduler.start()
-        try:
-            assert applied.wait(10)
-        finally:
-            scheduler.shutdown()
+    with caplog.at_level(logging.ERROR, logger="api.scheduler"), running(scheduler):
+        assert applied.wait(10)
     gaps = [b - a for a, b in itertools.pairwise(runs)]
     assert 0.9 < gaps[0] < 1.9 <= gaps[1] < 30, gaps  # a second, then two; the poll: an hour
     assert "retrying in 1.0 s" in caplog.text
@@ -129,14 +124,11 @@ def test_a_later_deadline_does_not_put_off_the_retry_of_a_failed_catch_up():
         return None
 
     scheduler = DeadlineScheduler(catch_up, poll_seconds=3600)
-    scheduler.start()
-    try:
+    with running(scheduler):
         assert failed.wait(5)
         time.sleep(0.2)  # the retry is armed
         scheduler.wake_at(int(time.time() * 1000) + 3_600_000)
         assert applied.wait(5)
-    finally:
-        scheduler.shutdown()
 
 
 def test_the_service_works_out_a_new_rules_forecasts_while_idle(tmp_path):
