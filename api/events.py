@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from flask import Blueprint, Response, current_app, request
+from marshmallow import Schema, ValidationError
 
 from api import schemas as s
-from api.problems import Problem
+from api.problems import Problem, field_errors
 from api.web import (
     bad_query,
     cursor_arg,
@@ -53,10 +55,10 @@ def post_events() -> Response:
                 f"a batch holds at most {limit} events; this one has {len(body['events'])}",
                 [{"field": "events", "message": f"at most {limit} events"}],
             )
-        loaded = s.EventBatchIn().load(body)["events"]
+        loaded = _load(s.EventBatchIn(), body, "events")
         single = False
     else:
-        loaded = [s.EventIn().load(body)]
+        loaded = [_load(s.EventIn(), body, None)]
         single = True
     try:
         receipts = services().service.ingest([ContactEvent(**e) for e in loaded])
@@ -81,6 +83,38 @@ def post_events() -> Response:
     if single:
         return dump(s.ReceiptOut(), receipts[0], status)
     return dump(s.ReceiptsOut(), {"events": receipts}, status)
+
+
+def _load(schema: Schema, body: Any, batch: str | None) -> Any:
+    """The body loaded by the schema; refused, the 422 names every problem: also events
+    dated too far ahead among those the schema found wrong in other ways, or beside them."""
+    try:
+        loaded = schema.load(body)
+    except ValidationError as exc:
+        errors = field_errors(exc.messages)
+        valid = exc.valid_data if isinstance(exc.valid_data, dict) else {}
+        items = valid.get(batch) if batch else [valid]
+        if isinstance(items, list):
+            occurred = [e.get("occurred_at") if isinstance(e, dict) else None for e in items]
+            prefix = f"{batch}." if batch else ""
+            errors += [
+                {"field": f"{prefix}{i}.{field}" if batch else field, "message": why}
+                for i, field, why in services().service.too_far_ahead(occurred)
+            ]
+            errors.sort(key=_item_order)
+        raise Problem(
+            422, "Invalid input", "the request body does not have the expected shape", errors
+        ) from exc
+    return loaded[batch] if batch else loaded
+
+
+def _item_order(error: dict[str, Any]) -> tuple[int, str]:
+    """events.12.type after events.2.occurred_at; a field of a single event, or of the
+    body, first."""
+    parts = error["field"].split(".")
+    if len(parts) > 1 and parts[1].isdigit():
+        return int(parts[1]), error["field"]
+    return -1, error["field"]
 
 
 def _refused(exc: InvalidEvents | InvalidEventError | EventIdReused, single: bool) -> Problem:

@@ -253,15 +253,15 @@ class Service:
 
     # ---- producers ----
 
+    def too_far_ahead(self, occurred: Sequence[int | None]) -> list[tuple[int, str, str]]:
+        """(index, "occurred_at", why) for each instant further in the future than taken."""
+        latest = self.clock() + self.max_future_ms
+        ahead = f"lies too far in the future (more than {self.max_future_ms // 3_600_000} hours)"
+        return [(i, "occurred_at", ahead) for i, t in enumerate(occurred) if t and t > latest]
+
     def ingest(self, events: Sequence[ContactEvent]) -> list[Receipt]:
         """Store a batch of contact events (all or none), then bring membership up to date."""
-        now = self.clock()
-        ahead = f"lies too far in the future (more than {self.max_future_ms // 3_600_000} hours)"
-        refused = [
-            (index, "occurred_at", ahead)
-            for index, e in enumerate(events)
-            if e.occurred_at is not None and e.occurred_at > now + self.max_future_ms
-        ]
+        refused = self.too_far_ahead([e.occurred_at for e in events])
         if refused:
             raise InvalidEvents(refused)
         new = []

@@ -119,6 +119,27 @@ def test_a_batch_names_every_event_too_far_in_the_future(api, clock):
     assert log_size(api) == 0
 
 
+def test_a_refused_batch_names_events_too_far_ahead_beside_other_problems(api, clock):
+    later = format_instant(clock() + 2 * 86_400_000)
+    events = [
+        {"contact_id": "c", "type": "", "occurred_at": later},
+        {"contact_id": "c", "type": "x"},
+        {"contact_id": "d", "type": "x", "occurred_at": later},
+        {"contact_id": "d", "type": "x", "occurred_at": "soon"},
+    ]
+    response = api("producer").post("/v1/events", json={"events": events})
+    assert response.status_code == 422
+    assert [e["field"] for e in response.json["errors"]] == [
+        "events.0.occurred_at",
+        "events.0.type",
+        "events.2.occurred_at",
+        "events.3.occurred_at",
+    ]
+    single = api("producer").post("/v1/events", json=events[0])
+    assert [e["field"] for e in single.json["errors"]] == ["occurred_at", "type"]
+    assert log_size(api) == 0
+
+
 def test_an_event_id_reused_for_another_event_is_a_409_that_stores_nothing(api):
     first = {"event_id": "e-1", "contact_id": "c-1", "type": "email_opened"}
     assert api("producer").post("/v1/events", json=first).status_code == 201
