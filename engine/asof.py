@@ -64,7 +64,9 @@ class AsOfSegments:
             return Explanation("segment", segment.name, False, None, {"archived": True})
         if segment.kind != DYNAMIC:
             value = static_member(self.edits(segment_id), self.contact, t)
-            return Explanation("static_list", segment.name, value, None, {"segment_id": segment_id})
+            # The version its transitions carry (a list has no rule: always 1).
+            details = {"segment_id": segment_id, "rule_version": segment.version}
+            return Explanation("static_list", segment.name, value, None, details)
         version = segment.version_at(t)
         assert version is not None
         tree = explain_member(version.node, Context(self.history, self), t)

@@ -264,6 +264,10 @@ def test_static_lists_follow_their_edits(api):
     api("marketer").post("/v1/segments/vip/members", json={"remove": ["bob"]})
     members = api("auditor").get("/v1/segments/vip/members").json["members"]
     assert [m["contact_id"] for m in members] == ["ann"]
+    explained = api("auditor").get("/v1/segments/vip/explain/ann").json
+    transitions = api("auditor").get("/v1/segments/vip/transitions").json["transitions"]
+    assert (explained["member"], explained["rule_version"]) == (True, 1)
+    assert {t["rule_version"] for t in transitions} == {1}
     # A contact only a list names (no event yet) is a contact all the same.
     ann = api("auditor").get("/v1/contacts/ann")
     assert ann.status_code == 200, ann.json
