@@ -262,6 +262,13 @@ class RuleOut(Schema):
         metadata={"description": "the rule's syntax tree", "allOf": [ref("RuleNode")]}
     )
     reads = fields.Nested(RuleReadsOut)
+    notes = fields.List(
+        fields.Nested(ProblemDetailOut),
+        metadata={
+            "description": "readings of the rule, valid as it stands, that may not be the ones"
+            ' meant (an "and" after a where condition joins the rule), each with a hint'
+        },
+    )
 
 
 class SegmentIn(Schema):

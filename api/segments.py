@@ -31,7 +31,7 @@ from engine.errors import NotYetApplied, VersionMismatch
 from engine.evaluate import Explanation
 from engine.segments import Segment
 from grammar import ast as a
-from grammar import to_json
+from grammar import notes, to_json
 
 bp = Blueprint("segments", __name__)
 log = logging.getLogger(__name__)
@@ -98,6 +98,10 @@ def validate_rule() -> Response:
                 "segments": sorted(set(checked.references.values())),
                 "longest_window_ms": longest,
             },
+            "notes": [
+                {"field": "rule", **asdict(n), "expected": list(n.expected)}
+                for n in notes(checked.ast, body["rule"])
+            ],
         },
     )
 

@@ -2,6 +2,7 @@
 
     parse(text) -> Condition          raises RuleError(problems)
     format_rule(ast) -> str           parse(format_rule(ast)) == ast
+    notes(ast, text) -> [Problem]     readings of a valid rule that may not be the ones meant
     to_json(ast) / from_json(data)    from_json(to_json(ast)) == ast
 
 Pure: nothing here reads or writes anything but ``segment.lark``, loaded on first use.
@@ -32,7 +33,8 @@ Language notes (what RULES.md leaves open, decided here)
   window: `has never opened email within 30 days` means none in the last 30 days. `has`
   is only accepted before `never`.
 - `where` takes one property condition, `not` and one, or a group in parentheses; an
-  `and`/`or` after it belongs to the rule. The shorthand text and a `where` combine as
+  `and`/`or` after it belongs to the rule (`notes` points such a place out, with the
+  parentheses that would put it in the filter). The shorthand text and a `where` combine as
   And(shorthand, filter). A shorthand on a verb without a shorthand property
   (`purchased "x"`) is an error. `<prop> ... ago` is refused inside `where`.
 - `performed "X"` for a type of the verb table is the same AST as the verb, and the
@@ -72,6 +74,7 @@ Language notes (what RULES.md leaves open, decided here)
 from grammar.ast import contact_properties, event_types, longest_window, segment_refs
 from grammar.errors import Problem, RuleError
 from grammar.formatter import format_rule
+from grammar.notes import notes
 from grammar.parser import parse
 from grammar.serialize import from_json, to_json
 
@@ -83,6 +86,7 @@ __all__ = [
     "format_rule",
     "from_json",
     "longest_window",
+    "notes",
     "parse",
     "segment_refs",
     "to_json",

@@ -44,6 +44,16 @@ def test_validate_gives_canonical_text_ast_and_what_the_rule_reads(api):
         "segments": [],
         "longest_window_ms": 7 * DAY,
     }
+    assert body["notes"] == []
+
+
+def test_validate_notes_a_condition_that_joins_the_rule_after_a_where(api):
+    rule = 'purchased where amount > 100 and sku is "B"'
+    body = api("marketer").post("/v1/rules/validate", json={"rule": rule}).json
+    assert body["valid"] is True
+    (note,) = body["notes"]
+    assert (note["field"], note["line"], note["column"]) == ("rule", 1, 34)
+    assert note["hint"].endswith('write where (amount > 100 and sku is "B")')
 
 
 def test_an_invalid_rule_gets_every_problem_with_line_column_and_hint(api):

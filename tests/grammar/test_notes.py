@@ -1,0 +1,57 @@
+"""Notes point out readings of a valid rule that may not be the ones meant."""
+
+from __future__ import annotations
+
+import pytest
+
+from grammar import notes, parse
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "hint"),
+    [
+        (
+            'purchased where amount > 100 and sku is "B"',
+            (1, 34),
+            'where (amount > 100 and sku is "B")',
+        ),
+        (
+            "not purchased where amount > 100 or not amount < 5",
+            (1, 37),
+            "where (amount > 100 or not amount < 5)",
+        ),
+        (
+            '  purchased where amount > 100\n  AND sku is "B" and opened email',
+            (2, 7),
+            'where (amount > 100 and sku is "B")',
+        ),
+        (
+            'has never purchased where gift is true and sku is "B"',
+            (1, 44),
+            'where (gift is true and sku is "B")',
+        ),
+    ],
+)
+def test_a_condition_after_a_where_that_joins_the_rule_is_pointed_out(text, where, hint):
+    (note,) = notes(parse(text), text)
+    assert (note.line, note.column) == where
+    assert "a condition on the contact" in note.message
+    assert note.hint is not None and note.hint.endswith(hint)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '(purchased where amount > 100) and sku is "B"',  # said so with parentheses
+        'purchased where (amount > 100) and sku is "B"',
+        'purchased where (amount > 100 and sku is "B")',
+        'purchased where amount > 100 within 30 days and sku is "B"',  # the clause went on
+        'purchased where amount > 100 at least 2 times and sku is "B"',
+        "total amount of purchased where gift is false >= 10 and vip is true",
+        'submitted form "demo" and country is "DE"',  # a shorthand, not a where
+        'opened email within 7 days and country is "DE"',
+        "purchased where amount > 100 and opened email",  # an event clause after it
+    ],
+)
+def test_a_rule_that_says_what_it_means_has_no_notes(text):
+    assert notes(parse(text), text) == []
