@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
-from grammar import notes, parse
+from grammar import ast as a
+from grammar import format_rule, notes, parse
+from tests.grammar.builders import same
+from tests.grammar.strategies import event_types, property_filters, rules
 
 
 @pytest.mark.parametrize(
@@ -55,3 +60,35 @@ def test_a_condition_after_a_where_that_joins_the_rule_is_pointed_out(text, wher
 )
 def test_a_rule_that_says_what_it_means_has_no_notes(text):
     assert notes(parse(text), text) == []
+
+
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rules)
+def test_a_note_points_at_the_condition_it_names(rule):
+    text = format_rule(rule)
+    lines = text.split("\n")
+    for note in notes(parse(text), text):
+        named = note.message.split("`")[1]
+        assert lines[note.line - 1][note.column - 1 :].startswith(named), (text, note)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    kind=event_types,
+    where=property_filters,
+    condition=property_filters,
+    joined=st.sampled_from([a.And, a.Or]),
+)
+def test_the_hint_s_rewrite_reads_the_condition_as_part_of_the_filter(
+    kind, where, condition, joined
+):
+    rule = joined((a.EventCount(a.EventSelector(kind, where)), condition))
+    text = format_rule(rule)
+    assume(" where " in text)  # not written as a shorthand (`submitted form "x"`)
+    (note,) = notes(parse(text), text)
+    assert note.message.startswith(f"`{format_rule(condition)}`")
+    assert note.hint is not None
+    rewritten = text[: text.index(" where ")] + " " + note.hint.split(", write ")[1]
+    meant = a.EventCount(a.EventSelector(kind, joined((where, condition))))
+    assert same(parse(rewritten), meant), rewritten
+    assert notes(parse(rewritten), rewritten) == []
