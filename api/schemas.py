@@ -255,6 +255,12 @@ class RuleReadsOut(Schema):
     longest_window_ms = fields.Integer(allow_none=True)
 
 
+NOTES = (
+    "readings of the rule, valid as it stands, that may not be the ones meant (an `and`"
+    " after a where condition joins the rule), each with a hint"
+)
+
+
 class RuleOut(Schema):
     valid = fields.Boolean()
     rule = fields.String(metadata={"description": "the canonical text"})
@@ -262,13 +268,7 @@ class RuleOut(Schema):
         metadata={"description": "the rule's syntax tree", "allOf": [ref("RuleNode")]}
     )
     reads = fields.Nested(RuleReadsOut)
-    notes = fields.List(
-        fields.Nested(ProblemDetailOut),
-        metadata={
-            "description": "readings of the rule, valid as it stands, that may not be the ones"
-            ' meant (an "and" after a where condition joins the rule), each with a hint'
-        },
-    )
+    notes = fields.List(fields.Nested(ProblemDetailOut), metadata={"description": NOTES})
 
 
 class SegmentIn(Schema):
@@ -321,6 +321,7 @@ class PreviewOut(Schema):
     at = Instant()
     count = fields.Integer()
     sample = fields.List(fields.String())
+    notes = fields.List(fields.Nested(ProblemDetailOut), metadata={"description": NOTES})
 
 
 class StaticEditIn(Schema):

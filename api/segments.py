@@ -31,7 +31,7 @@ from engine.errors import NotYetApplied, VersionMismatch
 from engine.evaluate import Explanation
 from engine.segments import Segment
 from grammar import ast as a
-from grammar import notes, to_json
+from grammar import notes, parse, to_json
 
 bp = Blueprint("segments", __name__)
 log = logging.getLogger(__name__)
@@ -98,12 +98,13 @@ def validate_rule() -> Response:
                 "segments": sorted(set(checked.references.values())),
                 "longest_window_ms": longest,
             },
-            "notes": [
-                {"field": "rule", **asdict(n), "expected": list(n.expected)}
-                for n in notes(checked.ast, body["rule"])
-            ],
+            "notes": _notes_json(checked.ast, body["rule"]),
         },
     )
+
+
+def _notes_json(rule: a.Condition, text: str) -> list[dict[str, Any]]:
+    return [{"field": "rule", **asdict(n), "expected": list(n.expected)} for n in notes(rule, text)]
 
 
 @bp.post("/v1/segments/preview")
@@ -116,9 +117,9 @@ def validate_rule() -> Response:
 )
 def preview() -> Response:
     body = json_body(s.PreviewIn())
-    return dump(
-        s.PreviewOut(), services().service.preview(body["rule"], body.get("at"), body["sample"])
-    )
+    found = services().service.preview(body["rule"], body.get("at"), body["sample"])
+    noted = _notes_json(parse(body["rule"]), body["rule"])  # where the marketer wrote them
+    return dump(s.PreviewOut(), {**asdict(found), "notes": noted})
 
 
 @bp.post("/v1/segments")

@@ -330,6 +330,12 @@ def test_preview_counts_without_saving(api, clock):
     assert response.status_code == 200
     assert response.json["count"] == 2
     assert response.json["sample"] == ["ann", "cem"]
+    assert response.json["notes"] == []
+    noted = api("marketer").post(
+        "/v1/segments/preview",
+        json={"rule": "  PURCHASED where amount > 100\n  and lead_score >= 50"},
+    )
+    assert [(n["line"], n["column"]) for n in noted.json["notes"]] == [(2, 7)]  # as written
     earlier = format_instant(clock() - 1)
     assert (
         api("marketer")
