@@ -413,7 +413,9 @@ class ExplanationOut(Schema):
             " unknown, or for a total beyond a double). recency:"
             " which (first or last), threshold, events (the one that counts). property:"
             " property, value, set_by (the event that set it). segment: segment_id, and the"
-            " segment's own tree as the child. membership: contact_exists, exists_from, and"
+            " segment's own tree as the child (once per explanation: referred to again, its"
+            " membership node has shown_above true and no children). membership:"
+            " contact_exists, exists_from, and"
             " at the root segment_id and rule_version"
         }
     )

@@ -16,6 +16,7 @@ from engine.segments import DYNAMIC, MEMBERS_ADDED, STATIC_EDIT_TYPES, Registry,
 from eventstore.population import PopulationQueries
 from eventstore.projection import ContactReads
 from grammar import ast as a
+from grammar.formatter import format_rule
 
 StaticEdits = Callable[[str], list]  # segment id -> its static-list edit events (StoredEvent)
 
@@ -30,13 +31,17 @@ def static_member(edits: list, contact: str, t: int) -> bool:
 
 
 class AsOfSegments:
-    """Membership of one contact in any segment at any instant, computed from scratch."""
+    """Membership of one contact in any segment at any instant, computed from scratch, each
+    (segment, instant) once: a rule may refer to a segment fifty times, whose rule refers
+    fifty times to another, and so on (50 ** depth evaluations otherwise)."""
 
     def __init__(self, registry: Registry, history: History, edits: StaticEdits, contact: str):
         self.registry = registry
         self.history = history
         self.edits = edits
         self.contact = contact
+        self._outcomes: dict[tuple[str, int], Outcome] = {}
+        self._explained: set[tuple[str, int]] = set()
 
     def _segment(self, segment_id: str) -> Segment | None:
         return self.registry.get(segment_id)
@@ -46,6 +51,13 @@ class AsOfSegments:
 
     def membership(self, segment_id: str, t: int) -> Outcome:
         """Whether the contact is in the segment at t (and when that can change)."""
+        key = (segment_id, t)
+        found = self._outcomes.get(key)
+        if found is None:
+            found = self._outcomes[key] = self._membership(segment_id, t)
+        return found
+
+    def _membership(self, segment_id: str, t: int) -> Outcome:
         segment = self._segment(segment_id)
         if segment is None or self._archived(segment, t):
             return False, None
@@ -69,13 +81,21 @@ class AsOfSegments:
             return Explanation("static_list", segment.name, value, None, details)
         version = segment.version_at(t)
         assert version is not None
+        details = {"segment_id": segment_id, "rule_version": version.version}
+        if (segment_id, t) in self._explained:
+            # Shown once per explanation: referred to again, its tree would be repeated (and
+            # its references' trees in it), fifty times a level.
+            value, nxt = self.membership(segment_id, t)
+            text = format_rule(version.ast)
+            return Explanation("membership", text, value, nxt, {**details, "shown_above": True})
+        self._explained.add((segment_id, t))
         tree = explain_member(version.node, Context(self.history, self), t)
         return Explanation(
             tree.kind,
             tree.text,
             tree.value,
             tree.next_change,
-            {**tree.details, "segment_id": segment_id, "rule_version": version.version},
+            {**tree.details, **details},
             tree.children,
         )
 
