@@ -116,6 +116,14 @@ def _window_instants(times: list[int], t: int, window: int | None) -> Iterator[i
 ValueTest = Callable[[Any, int | None], bool]
 
 
+# `contains`, `starts with`, `ends with`, of folded texts (engine.values.fold).
+TEXT_TESTS: dict[a.TextOp, Callable[[str, str], bool]] = {
+    a.TextOp.CONTAINS: str.__contains__,
+    a.TextOp.STARTS_WITH: str.startswith,
+    a.TextOp.ENDS_WITH: str.endswith,
+}
+
+
 def compile_value_test(cond: a.Condition) -> ValueTest:
     """A property condition as a test of the property's raw value (None: unknown) at t."""
     if isinstance(cond, a.Known):
@@ -123,20 +131,28 @@ def compile_value_test(cond: a.Condition) -> ValueTest:
         return lambda v, t: (v is not None) == known
     if isinstance(cond, a.Compare):
         op, lit = cond.op, cond.value
+        if isinstance(lit, str) and op in (a.CompareOp.EQ, a.CompareOp.NE):
+            # compare()'s meaning, the literal folded once rather than at every value.
+            folded, equal = fold(lit), op is a.CompareOp.EQ
+            return lambda v, t: (isinstance(v, str) and fold(v) == folded) == equal
         return lambda v, t: compare(v, op, lit)
     if isinstance(cond, a.Between):
         low, high = cond.low, cond.high
         return lambda v, t: compare(v, a.CompareOp.GE, low) and compare(v, a.CompareOp.LE, high)
     if isinstance(cond, a.InList):
-        values, negated = cond.values, cond.negated
-        return lambda v, t: any(compare(v, a.CompareOp.EQ, x) for x in values) != negated
+        # Texts in a set, folded once: a list of hundreds is one lookup, not hundreds.
+        texts = frozenset(fold(x) for x in cond.values if isinstance(x, str))
+        others = tuple(x for x in cond.values if not isinstance(x, str))
+        negated = cond.negated
+        return lambda v, t: (
+            (
+                (isinstance(v, str) and fold(v) in texts)
+                or any(compare(v, a.CompareOp.EQ, x) for x in others)
+            )
+            != negated
+        )
     if isinstance(cond, a.TextMatch):
-        needle = fold(cond.value)
-        method = {
-            a.TextOp.CONTAINS: str.__contains__,
-            a.TextOp.STARTS_WITH: str.startswith,
-            a.TextOp.ENDS_WITH: str.endswith,
-        }[cond.op]
+        needle, method = fold(cond.value), TEXT_TESTS[cond.op]
         return lambda v, t: isinstance(v, str) and method(fold(v), needle)
     if isinstance(cond, a.DateCompare):
         ms, before = cond.value.ms, cond.op is a.DateOp.BEFORE

@@ -149,7 +149,12 @@ properties = st.one_of(
         st.sampled_from([0, 50, 50.5]),
     ),
     st.builds(a.Between, st.just("score"), st.just(10), st.sampled_from([50, 60.5])),
-    st.builds(a.InList, st.just("country"), st.just(("DE", "at")), st.booleans()),
+    st.builds(
+        a.InList,
+        st.just("country"),
+        st.sampled_from([("DE", "at"), ("de", 5, True), (1, "Zu\u0308rich"), (False,)]),
+        st.booleans(),
+    ),
     st.builds(a.TextMatch, st.just("country"), st.sampled_from(list(a.TextOp)), st.just("e")),
     st.builds(a.Known, st.sampled_from(["country", "score", "signup"]), st.booleans()),
     st.builds(a.DateCompare, st.just("signup"), st.sampled_from(list(a.DateOp)), date_literals),
