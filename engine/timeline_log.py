@@ -3,13 +3,13 @@ the contact events sorted by contact and time, and the data fields that rules re
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from engine.values import decode_json
 from eventstore.population import LogEntry, PopulationQueries
 
 CONTACT_STREAM = "contact:"
@@ -128,7 +128,7 @@ class FieldValues:
 
     def value(self, value_id: int) -> Any:
         """The value with an id (None for MISSING: a missing field reads as None)."""
-        return None if value_id == MISSING else decode(self.texts[value_id])
+        return None if value_id == MISSING else decode_json(self.texts[value_id])
 
 
 @dataclass
@@ -182,13 +182,3 @@ def _value_ids(found: list[str], ids: dict[str, int], texts: list[str]) -> np.nd
             ids[text] = len(texts)
             texts.append(text)
     return np.fromiter(map(ids.__getitem__, found), np.int32, len(found))
-
-
-def decode(text: str) -> Any:
-    """A JSON text's value, as json.loads gives it (plain text and numbers without it)."""
-    first = text[0]
-    if first == '"' and "\\" not in text:
-        return text[1:-1]
-    if first in "-0123456789" and text.lstrip("-").isdigit():
-        return int(text)
-    return json.loads(text)

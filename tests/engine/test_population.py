@@ -17,6 +17,7 @@ from eventstore.sqlite import SQLiteEventStore
 from eventstore.sqlite_population import SQLitePopulationQueries
 from eventstore.sqlite_projection import SQLiteProjectionStore
 from grammar import ast as a
+from grammar import parse
 from tests.engine import reference
 from tests.engine.strategies import BASE, SECOND, histories, interesting_instants, rules
 
@@ -151,3 +152,48 @@ def test_a_clause_and_a_negated_one_never_read_every_contact(tmp_path):
     contacts = ContactsAt(projection, BASE)
     alone = _members(store, contacts, rule.items[1])
     assert alone.members == {"ann"} and vars(contacts)["existing"] == {"ann", "bob", "cem"}
+
+
+def test_many_clauses_on_a_property_of_many_values(tmp_path):
+    """A value per contact (an email): past _PropertyValues.MANY distinct values, the
+    clauses after the first take their contacts from one read of them all, and texts are
+    looked up by folded form, prefix and suffix. Some values are set after t (the log has
+    the one before), some are no text."""
+    emails = {
+        f"c{i:04d}": f"User.{i}@{['acme.com', 'Example.ORG', 'straße.de'][i % 3]}"
+        for i in range(1_500)
+    }
+    emails["c0007"], emails["c0008"] = 7, None
+    events = [
+        NewEvent(f"e-{c}", "contact:" + c, "contact_updated", {"email": e}, BASE)
+        for c, e in emails.items()
+    ]
+    events += [  # changed after t: at t, the value before
+        NewEvent(f"late-{c}", "contact:" + c, "contact_updated", {"email": "x@late.io"}, BASE + 9)
+        for c in ("c0003", "c0010")
+    ]
+    store = SQLiteEventStore(tmp_path / "log.db", clock=lambda: BASE + 10)
+    store.append(events)
+    projection = SQLiteProjectionStore(store.path)
+    Projector(store, projection).advance(BASE + 10)
+    text = (
+        'email ends with "@acme.com" and email starts with "user.1"'
+        ' or email is "USER.2@example.org"'
+        ' or email contains "strasse" and email in ("user.5@straße.de", "x@late.io", "none")'
+        ' or email is not "user.4@example.org" and email ends with "0@late.io"'
+        ' or email starts with "nobody" or email > 5'
+    )
+    rule = parse(text)
+    node = compile_rule(rule)
+    histories: dict[str, list[Event]] = {}
+    for s in store.read():
+        histories.setdefault(s.stream.split(":", 1)[1], []).append(
+            Event(s.position, s.event_id, s.type, s.occurred_at, s.recorded_at, s.data)
+        )
+    for t in (BASE, BASE + 9):
+        expected = {
+            c for c, evs in histories.items() if evaluate_member(node, Context(History(evs)), t)[0]
+        }
+        viewed = _members(store, ContactsAt(projection, t), rule, bounds=False, views=projection)
+        assert viewed.members == expected, t
+        assert len(expected) > 100
