@@ -355,7 +355,8 @@ def get_transitions(segment_id: str) -> Response:
     query={
         "at": "an ISO-8601 instant; default now",
         "evidence": f"events listed per clause, the latest; {s.EVIDENCE:,} by default, at"
-        f" most {s.MAX_EVIDENCE:,} (each clause's count counts them all)",
+        f" most {s.MAX_EVIDENCE:,}, and {s.MAX_EVIDENCE:,} in all (each clause's count counts"
+        " them all)",
     },
     errors=(400, 404),
 )
@@ -379,20 +380,29 @@ def explain(segment_id: str, contact_id: str) -> Response:
     )
 
 
-def explanation_json(node: Explanation, evidence: int) -> dict[str, Any]:
+def explanation_json(
+    node: Explanation, evidence: int, total: int = s.MAX_EVIDENCE
+) -> dict[str, Any]:
     """An explanation tree with the instants in its details written as ISO-8601, and at
-    most the latest `evidence` events listed per clause (a contact with a million page
-    views would otherwise be explained with a million events)."""
+    most the latest `evidence` events listed per clause, `total` in all (a contact with a
+    million page views would otherwise be explained with a million events, and a rule of
+    fifty clauses with fifty times as many)."""
+    return _explanation_json(node, evidence, [total])
+
+
+def _explanation_json(node: Explanation, evidence: int, left: list[int]) -> dict[str, Any]:
     details = dict(node.details)
     if "events" in details:
-        details["events"] = details["events"][-evidence:]
+        events = details["events"]
+        details["events"] = events[max(0, len(events) - min(evidence, left[0])) :]
+        left[0] -= len(details["events"])
     return {
         "kind": node.kind,
         "text": node.text,
         "value": node.value,
         "next_change": node.next_change,
         "details": _details_json(details),
-        "children": [explanation_json(c, evidence) for c in node.children],
+        "children": [_explanation_json(c, evidence, left) for c in node.children],
     }
 
 

@@ -9,6 +9,8 @@ from urllib.parse import quote
 import pytest
 
 from api.schemas import format_instant
+from api.segments import explanation_json
+from engine.evaluate import Explanation
 
 DAY = 86_400_000
 
@@ -550,3 +552,18 @@ def test_text_matches_however_its_accents_are_encoded(api):
     ingest(api, {"contact_id": "bo", "type": "contact_updated", "properties": {"city": "ZÜRICH"}})
     ingest(api, {"contact_id": "bo", "type": "page_viewed", "properties": {"url": "/ZÜRICH"}})
     assert members(api, "zurich") == ["ana", "bo"]
+
+
+def test_evidence_is_bounded_per_clause_and_in_all():
+    def clause(n: int, name: str) -> Explanation:
+        events = [{"event_id": f"{name}-{i}", "position": i, "occurred_at": i} for i in range(n)]
+        return Explanation("event", name, True, None, {"count": n, "events": events})
+
+    tree = Explanation("or", "x", True, None, {}, (clause(4, "a"), clause(9, "b"), clause(3, "c")))
+    shown = explanation_json(tree, evidence=5, total=7)["children"]
+    assert [[e["event_id"] for e in c["details"]["events"]] for c in shown] == [
+        ["a-0", "a-1", "a-2", "a-3"],  # all 4: fewer than 5
+        ["b-6", "b-7", "b-8"],  # the latest 3: 7 in all
+        [],
+    ]
+    assert [c["details"]["count"] for c in shown] == [4, 9, 3]  # counted whole still
