@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, current_app, g
+from flask import Flask, Response, current_app, g
 from flask.cli import NoAppException
 
 from api import cli, problems
@@ -107,6 +107,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.before_request(_began)
     app.teardown_request(_ended)
     app.before_request(refuse_undecodable_path)
+    app.after_request(_hardened)
 
     from api import contacts, events, keys, meta, segments
 
@@ -128,6 +129,14 @@ def _began() -> None:
 def _ended(_: BaseException | None) -> None:
     if g.pop("request_counted", False):
         current_app.extensions["segments"].service.request_ended()
+
+
+def _hardened(response: Response) -> Response:
+    """Headers that keep a browser from reading an answer as other than it is, or from
+    framing the service's pages (/docs) in another site's."""
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    return response
 
 
 def start_background(app: Flask) -> None:

@@ -19,7 +19,7 @@ DOCS_PAGE = """<!doctype html>
 <script src="/docs/swagger-ui-bundle.js"></script>
 <script>
 SwaggerUIBundle({url: "/openapi.json", dom_id: "#docs", deepLinking: true,
-                 persistAuthorization: true, validatorUrl: null});
+                 validatorUrl: null});
 </script></body></html>
 """
 DOCS_ASSETS = frozenset({"swagger-ui.css", "swagger-ui-bundle.js"})  # what DOCS_PAGE loads

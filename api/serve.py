@@ -34,7 +34,14 @@ def main() -> None:
     try:
         # Bound before anything starts: a second service on the port stops here, and says so.
         server = waitress.create_server(
-            app, host=args.host, port=args.port, threads=args.threads, ident="segments"
+            app,
+            host=args.host,
+            port=args.port,
+            threads=args.threads,
+            ident="segments",
+            # waitress reads a body before the app sees the request (1 GiB by default): no
+            # more than the app takes, or a caller without a key fills the disk.
+            max_request_body_size=app.config["MAX_CONTENT_LENGTH"],
         )
     except OSError as exc:
         sys.exit(f"error: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}")

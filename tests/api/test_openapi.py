@@ -49,6 +49,11 @@ def test_the_docs_page_loads_its_assets_from_the_service(client):
     # Nor its online validator: Swagger UI would fetch a badge from validator.swagger.io,
     # telling it the document's URL, wherever the service is not on localhost.
     assert "validatorUrl: null" in page
+    # Nor keep a key typed into it in the browser's storage, nor be framed by another site.
+    assert "persistAuthorization" not in page
+    docs = client.get("/docs")
+    assert docs.headers["X-Frame-Options"] == "DENY"
+    assert docs.headers["X-Content-Type-Options"] == "nosniff"
     assets = re.findall(r'(?:src|href)="([^"]+)"', page)
     assert assets and all(a.startswith("/docs/") for a in assets)
     for asset in assets:

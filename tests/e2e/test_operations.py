@@ -3,6 +3,7 @@ one-line error for a bad setting, never a traceback."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 
@@ -62,3 +63,16 @@ def test_a_second_service_on_the_port_says_so_and_the_first_stops_on_sigterm(tmp
         log = first.stop()  # SIGTERM
     assert first.process is not None and first.process.returncode == 0
     assert log.rstrip().endswith("segments: stopped")
+
+
+def test_a_body_larger_than_the_service_takes_is_refused_before_it_is_read(tmp_path):
+    server = Server(tmp_path / "s.db").start()
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as conn:
+            conn.sendall(
+                b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 200000000\r\n\r\n"  # and no body, no key: nothing is waited for
+            )
+            assert conn.recv(100).startswith(b"HTTP/1.1 413")
+    finally:
+        server.stop()
