@@ -112,24 +112,17 @@ def test_a_batch_names_every_event_too_far_in_the_future(api, clock):
         {"contact_id": "c", "type": "x"},
         {"contact_id": "d", "type": "x", "occurred_at": later},
     ]
-    response = api("producer").post("/v1/events", json={"events": events})
-    assert response.status_code == 422
-    fields = [e["field"] for e in response.json["errors"]]
-    assert fields == ["events.0.occurred_at", "events.2.occurred_at"]
-    assert log_size(api) == 0
 
+    def refused(events: list) -> list[str]:
+        response = api("producer").post("/v1/events", json={"events": events})
+        assert response.status_code == 422
+        return [e["field"] for e in response.json["errors"]]
 
-def test_a_refused_batch_names_events_too_far_ahead_beside_other_problems(api, clock):
-    later = format_instant(clock() + 2 * 86_400_000)
-    events = [
-        {"contact_id": "c", "type": "", "occurred_at": later},
-        {"contact_id": "c", "type": "x"},
-        {"contact_id": "d", "type": "x", "occurred_at": later},
-        {"contact_id": "d", "type": "x", "occurred_at": "soon"},
-    ]
-    response = api("producer").post("/v1/events", json={"events": events})
-    assert response.status_code == 422
-    assert [e["field"] for e in response.json["errors"]] == [
+    assert refused(events) == ["events.0.occurred_at", "events.2.occurred_at"]
+    # Beside the problems the schema finds, not only once those are mended.
+    events[0]["type"] = ""
+    events.append({"contact_id": "d", "type": "x", "occurred_at": "soon"})
+    assert refused(events) == [
         "events.0.occurred_at",
         "events.0.type",
         "events.2.occurred_at",
