@@ -482,7 +482,8 @@ class _PropertyValues:
                     later.append(contact)
             self._groups = by_text, later
         by_text, later = self._groups
-        return [contact for text in texts for contact in by_text[text]], list(later)
+        # .get: a value may have gone from the view between the two reads (another writer).
+        return [contact for text in texts for contact in by_text.get(text, ())], list(later)
 
     def by_folded(self) -> dict[str, list[str]]:
         """The texts of the text values, by folded text."""
