@@ -7,7 +7,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from eventstore.interface import StoreBusy
@@ -49,6 +49,7 @@ class Connections:
         """This thread's connection."""
         conn = getattr(self._local, "conn", None)
         if conn is None or self._local.pid != os.getpid():
+            _create_private(self.path)
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
             conn.execute("PRAGMA journal_mode = WAL")
@@ -119,3 +120,13 @@ class Connections:
                 conn.close()
             self._all.clear()
         self._local = threading.local()
+
+
+def _create_private(path: str) -> None:
+    """Create a database file readable by its owner only (it holds every event and the keys'
+    digests); SQLite gives its -wal and -shm files the same permissions. One that exists is
+    left as it is."""
+    if path == ":memory:" or path.startswith("file:"):
+        return
+    with suppress(FileExistsError):
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))

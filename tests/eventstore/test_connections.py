@@ -49,3 +49,16 @@ def test_a_write_that_may_not_wait_is_refused_at_once_and_the_next_one_waits_aga
     assert conn.execute("PRAGMA busy_timeout").fetchone() == (5_000,)
     other.close()
     connections.close()
+
+
+def test_a_new_database_is_readable_by_its_owner_only_and_an_old_one_kept_as_it_is(tmp_path):
+    new, old = tmp_path / "new.db", tmp_path / "old.db"
+    old.touch(mode=0o644)
+    for path in (new, old):
+        connections = Connections(path)
+        with connections.write() as conn:
+            conn.execute("CREATE TABLE t (x)")
+            files = {p.name: p.stat().st_mode & 0o777 for p in tmp_path.glob(f"{path.name}*")}
+        connections.close()
+        expected = 0o600 if path == new else 0o644
+        assert files == {path.name + suffix: expected for suffix in ("", "-wal", "-shm")}
