@@ -303,6 +303,10 @@ class SegmentOut(Schema):
     member_count = fields.Integer()
     references = fields.List(fields.String())
     versions = fields.List(fields.Nested(RuleVersionOut))
+    notes = fields.List(
+        fields.Nested(ProblemDetailOut),
+        metadata={"description": f"in the answer to a create or a rule change: {NOTES}"},
+    )
 
 
 class SegmentListOut(Schema):

@@ -139,7 +139,7 @@ def create_segment() -> Response:
     )
     schedule_next()
     headers = {**_etag(segment), "Location": f"/v1/segments/{segment.id}"}
-    return dump(s.SegmentOut(), segment_json(segment), 201, headers)
+    return dump(s.SegmentOut(), _with_notes(segment, body.get("rule")), 201, headers)
 
 
 @bp.get("/v1/segments")
@@ -203,7 +203,15 @@ def put_segment(segment_id: str) -> Response:
     if_match = _if_match(segment_id)
     segment = services().service.change_rule(segment_id, body["rule"], if_match)
     schedule_next()
-    return dump(s.SegmentOut(), segment_json(segment), headers=_etag(segment))
+    return dump(s.SegmentOut(), _with_notes(segment, body["rule"]), headers=_etag(segment))
+
+
+def _with_notes(segment: Segment, rule: str | None) -> dict[str, Any]:
+    """A segment as just defined or changed, with the notes on its rule as written."""
+    found = segment_json(segment)
+    if rule is not None:
+        found["notes"] = _notes_json(parse(rule), rule)
+    return found
 
 
 def _if_match(segment_id: str, required: bool = True) -> int | None:

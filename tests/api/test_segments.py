@@ -58,6 +58,20 @@ def test_validate_notes_a_condition_that_joins_the_rule_after_a_where(api):
     assert note["hint"].endswith('write where (amount > 100 and sku is "B")')
 
 
+def test_defining_or_changing_a_rule_answers_its_notes_too(api):
+    rule = 'purchased where amount > 100 and sku is "B"'
+    created = define(api, "Big B", rule)
+    assert [(n["line"], n["column"]) for n in created.json["notes"]] == [(1, 34)]
+    assert "notes" not in api("auditor").get("/v1/segments/big-b").json
+    changed = api("marketer").put(
+        "/v1/segments/big-b",
+        json={"rule": 'purchased where (amount > 100 and sku is "B")'},
+        headers={"If-Match": '"1"'},
+    )
+    assert changed.json["notes"] == []
+    assert define(api, "VIP", kind="static").json.get("notes") is None
+
+
 def test_an_invalid_rule_gets_every_problem_with_line_column_and_hint(api):
     response = api("marketer").post(
         "/v1/rules/validate", json={"rule": 'opened email withn 7 days\nand country iz "DE"'}
