@@ -439,20 +439,32 @@ class _PropertyValues:
 
     A property may take a value of its own per contact (a name, an email): fifty clauses on
     it read and decoded half a million values fifty times, and scanned the view fifty times
-    for their contacts (10 s for one preview). Its distinct values are read once; texts are
-    looked up by their folded form, by prefix or suffix; and past MANY distinct values, from
-    the second clause on, their contacts are read once too, grouped by value.
+    for their contacts (10 s for one preview). Its values are read once; texts are looked up
+    by their folded form, by prefix or suffix. When a sample of its rows shows mostly
+    distinct values, every row is read at once, grouped by value; otherwise its distinct
+    values are read, and the contacts of those that decide (past MANY distinct values, from
+    the second clause on, all of them at once).
     """
 
     MANY = 1_000
+    SAMPLE = 2_000
 
     def __init__(self, views: ContactReads, prop: str, t: int) -> None:
         self.views, self.prop, self.t = views, prop, t
-        self.values = [(text, decode_json(text)) for text in views.value_texts(prop, t)]
+        self._groups: tuple[dict[str, list[str]], list[str]] | None = None
+        sample = views.some_values(prop, self.SAMPLE)
+        if len(set(sample)) > len(sample) // 2 > self.MANY // 2:
+            # A value per contact, or nearly: every row at once, grouped here, costs less
+            # than asking SQLite for the distinct values (a sort of them all) and then for
+            # their contacts.
+            self._groups = self._grouped()
+            texts: Iterable[str] = self._groups[0]
+        else:
+            texts = views.value_texts(prop, t)
+        self.values = [(text, decode_json(text)) for text in texts]
         self._by_folded: dict[str, list[str]] | None = None
         self._sorted: list[str] | None = None  # folded texts, in order
         self._sorted_reversed: list[str] | None = None  # folded texts reversed, in order
-        self._groups: tuple[dict[str, list[str]], list[str]] | None = None
         self._asked = 0  # the first clause reads its contacts alone; the others, all at once
 
     def deciding(self, node: a.Condition, holds: Callable[[Any], bool], unknown: bool) -> list[str]:
@@ -462,28 +474,32 @@ class _PropertyValues:
             by_folded = self.by_folded()
             return [text for f in literals for text in by_folded.get(f, ())]
         if isinstance(node, a.TextMatch):
-            return [text for f in self._matching(node) for text in self.by_folded()[f]]
+            by_folded = self.by_folded()
+            return [text for f in self._matching(node) for text in by_folded[f]]
         return [text for text, value in self.values if holds(value) != unknown]
 
     def holders(self, texts: list[str]) -> tuple[list[str], list[str]]:
         """The contacts whose value set by t is one of `texts`; those set after t."""
         self._asked += 1
-        if len(self.values) <= self.MANY or self._asked == 1:
+        if self._groups is None and (len(self.values) <= self.MANY or self._asked == 1):
             return self.views.holders(self.prop, self.t, texts)
         if self._groups is None:
-            # Every row, grouped here: as fast as SQLite's grouping into JSON arrays, without
-            # decoding half a million of them.
-            by_text: dict[str, list[str]] = {}
-            later: list[str] = []
-            for contact, text, occurred_at in self.views.values_of(self.prop):
-                if occurred_at <= self.t:
-                    by_text.setdefault(text, []).append(contact)
-                else:
-                    later.append(contact)
-            self._groups = by_text, later
+            self._groups = self._grouped()
         by_text, later = self._groups
         # .get: a value may have gone from the view between the two reads (another writer).
         return [contact for text in texts for contact in by_text.get(text, ())], list(later)
+
+    def _grouped(self) -> tuple[dict[str, list[str]], list[str]]:
+        """Every contact with a value set by t, by its text; those set after t. Every row,
+        grouped here: as fast as SQLite's grouping into JSON arrays, without decoding them."""
+        by_text: dict[str, list[str]] = {}
+        later: list[str] = []
+        for contact, text, occurred_at in self.views.values_of(self.prop):
+            if occurred_at <= self.t:
+                by_text.setdefault(text, []).append(contact)
+            else:
+                later.append(contact)
+        return by_text, later
 
     def by_folded(self) -> dict[str, list[str]]:
         """The texts of the text values, by folded text."""

@@ -107,6 +107,10 @@ class ContactReads(Protocol):
         """The distinct JSON texts of the latest values of a property set by `until`."""
         ...
 
+    def some_values(self, prop: str, limit: int) -> list[str]:
+        """The JSON texts of up to `limit` contacts' latest values of a property, any."""
+        ...
+
     def holders(self, prop: str, until: int, texts: Sequence[str]) -> tuple[list[str], list[str]]:
         """The contacts whose latest value of a property, set by `until`, is one of `texts`;
         and the contacts whose latest value was set after it."""

@@ -237,6 +237,13 @@ class SQLiteContactReads:
         )
         return [row[0] for row in rows]
 
+    def some_values(self, prop: str, limit: int) -> list[str]:
+        """The JSON texts of up to `limit` contacts' latest values of a property, any."""
+        rows = self._reader().execute(
+            "SELECT value FROM contact_values WHERE prop = ? LIMIT ?", (prop, limit)
+        )
+        return [row[0] for row in rows]
+
     def holders(self, prop: str, until: int, texts: Sequence[str]) -> tuple[list[str], list[str]]:
         """The contacts whose latest value of a property, set by `until`, is one of `texts`;
         and the contacts whose latest value was set after it."""
