@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import bisect
 import itertools
-import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -143,7 +142,12 @@ class SetEvaluator:
         self.views = views
         self._types: tuple[str, ...] | None = None
         self._references: Mapping[str, str] = {}
+        # Per property, what its clauses read, read once for them all (a property may take a
+        # value per contact, and a rule fifty clauses on it).
         self._values_of: dict[str, _PropertyValues] = {}
+        self._groups_of: dict[str, list[tuple[Any, list[str]]]] = {}
+        self._moments_of: dict[str, list[tuple[int, list[str]]]] = {}
+        self._changes_of: dict[str, list[tuple[str, int]]] = {}
 
     # ---- entry points ----
 
@@ -369,28 +373,46 @@ class SetEvaluator:
 
     def _values(self, prop: str) -> list[tuple[Any, list[str]]]:
         """The contacts with a value of a property at t, grouped by value (absent: never set;
-        a value may come in several groups)."""
+        a value may come in several groups); read once for every clause on the property."""
+        found = self._groups_of.get(prop)
+        if found is not None:
+            return found
         if self.views is None:
-            found = self.q.property_values(prop, self.t, self.max_position)
-            return [(value, [contact]) for contact, value in found]
-        # A property takes few distinct values: each is decoded and tested once.
-        settled, later = self.views.value_groups(prop, self.t)
-        groups = [(json.loads(text), contacts) for text, contacts in settled]
-        if later:  # their latest value comes after t: the log has the one before
-            found = self.q.property_values(prop, self.t, self.max_position, later)
-            groups += [(value, [contact]) for contact, value in found]
-        return groups
+            rows = self.q.property_values(prop, self.t, self.max_position)
+            found = [(value, [contact]) for contact, value in rows]
+        else:
+            found, later = self._property_values(prop).value_groups()
+            if later:  # their latest value comes after t: the log has the one before
+                rows = self.q.property_values(prop, self.t, self.max_position, later)
+                found = found + [(value, [contact]) for contact, value in rows]
+        self._groups_of[prop] = found
+        return found
+
+    def _moments(self, prop: str) -> list[tuple[int, list[str]]]:
+        """The property's date values at t as instants, with their contacts (for `ago`)."""
+        found = self._moments_of.get(prop)
+        if found is None:
+            found = self._moments_of[prop] = [
+                (moment, contacts)
+                for value, contacts in self._values(prop)
+                if (moment := instant_of(value)) is not None
+            ]
+        return found
+
+    def _property_values(self, prop: str) -> _PropertyValues:
+        assert self.views is not None
+        found = self._values_of.get(prop)
+        if found is None:
+            found = self._values_of[prop] = _PropertyValues(self.views, prop, self.t)
+        return found
 
     def _viewed(self, node: a.Condition, holds: Callable[[Any], bool]) -> set[str]:
         """With the contact view: the existing contacts for which `holds` is true. Each
         distinct value is tested once (texts are looked up where the condition allows), then
         only the contacts of the values that decide are read (failing ones if the unknown
         passes, else passing ones)."""
-        assert self.views is not None
         prop: str = node.prop  # type: ignore[attr-defined]
-        values = self._values_of.get(prop)
-        if values is None:
-            values = self._values_of[prop] = _PropertyValues(self.views, prop, self.t)
+        values = self._property_values(prop)
         unknown = holds(None)
         chosen = values.deciding(node, holds, unknown)
         picked, later = values.holders(chosen)
@@ -407,6 +429,16 @@ class SetEvaluator:
         groups: list[tuple[Any, list[str]]] = []
         if self.views is not None and not ago_bounds:
             members = self._viewed(node, holds)
+        elif isinstance(node, a.Ago):  # on the instants, parsed once for every clause
+            n, t = node.duration.ms, self.t
+            more = node.op is a.AgoOp.MORE_THAN
+            members = set(
+                itertools.chain.from_iterable(
+                    contacts
+                    for moment, contacts in self._moments(prop)
+                    if (moment <= t - n if more else t - n < moment <= t)
+                )
+            )
         else:
             groups = self._values(prop)
             if holds(None):  # the unknown passes: everyone but those whose value fails
@@ -419,19 +451,24 @@ class SetEvaluator:
                 )
         bounds: Bounds = {}
         if self.want_bounds:
-            for contact, instant in self.q.property_changes_after(prop, self.t, self.max_position):
+            for contact, instant in self._changes_after(prop):
                 _lower(bounds, contact, instant)
             if isinstance(node, a.Ago):
                 n = node.duration.ms
-                for value, contacts in groups:
-                    moment = instant_of(value)
-                    if moment is None:
-                        continue
+                for moment, contacts in self._moments(prop):
                     for instant in (moment, moment + n):
                         if instant > self.t:
                             for contact in contacts:
                                 _lower(bounds, contact, instant)
         return Answer(members, bounds)
+
+    def _changes_after(self, prop: str) -> list[tuple[str, int]]:
+        found = self._changes_of.get(prop)
+        if found is None:
+            found = self._changes_of[prop] = list(
+                self.q.property_changes_after(prop, self.t, self.max_position)
+            )
+        return found
 
 
 class _PropertyValues:
@@ -488,6 +525,15 @@ class _PropertyValues:
         by_text, later = self._groups
         # .get: a value may have gone from the view between the two reads (another writer).
         return [contact for text in texts for contact in by_text.get(text, ())], list(later)
+
+    def value_groups(self) -> tuple[list[tuple[Any, list[str]]], list[str]]:
+        """Every contact with a value set by t, grouped by the value; those set after t."""
+        if self._groups is None:  # few distinct values: SQLite groups them best
+            settled, later = self.views.value_groups(self.prop, self.t)
+            return [(decode_json(text), contacts) for text, contacts in settled], later
+        by_text, later = self._groups
+        decoded = dict(self.values)
+        return [(decoded[text], contacts) for text, contacts in by_text.items()], later
 
     def _grouped(self) -> tuple[dict[str, list[str]], list[str]]:
         """Every contact with a value set by t, by its text; those set after t. Every row,

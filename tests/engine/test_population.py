@@ -19,7 +19,7 @@ from eventstore.sqlite_projection import SQLiteProjectionStore
 from grammar import ast as a
 from grammar import parse
 from tests.engine import reference
-from tests.engine.strategies import BASE, SECOND, histories, interesting_instants, rules
+from tests.engine.strategies import BASE, SECOND, histories, interesting_instants, iso, rules
 
 CONTACTS = ("ann", "bob", "cem", "dana")
 
@@ -164,8 +164,12 @@ def test_many_clauses_on_a_property_of_many_values(tmp_path):
         for i in range(1_500)
     }
     emails["c0007"], emails["c0008"] = 7, None
+    # And a date per contact, for `ago` clauses (which also give deadlines).
+    signed = {c: iso(BASE - (i % 700) * 3_600_000) for i, c in enumerate(emails)}
     events = [
-        NewEvent(f"e-{c}", "contact:" + c, "contact_updated", {"email": e}, BASE)
+        NewEvent(
+            f"e-{c}", "contact:" + c, "contact_updated", {"email": e, "signed": signed[c]}, BASE
+        )
         for c, e in emails.items()
     ]
     events += [  # changed after t: at t, the value before
@@ -182,6 +186,8 @@ def test_many_clauses_on_a_property_of_many_values(tmp_path):
         ' or email contains "strasse" and email in ("user.5@straße.de", "x@late.io", "none")'
         ' or email is not "user.4@example.org" and email ends with "0@late.io"'
         ' or email starts with "nobody" or email > 5'
+        " or signed more than 20 days ago and signed less than 25 days ago"
+        " or signed less than 1 hours ago"
     )
     rule = parse(text)
     node = compile_rule(rule)
@@ -194,6 +200,8 @@ def test_many_clauses_on_a_property_of_many_values(tmp_path):
         expected = {
             c for c, evs in histories.items() if evaluate_member(node, Context(History(evs)), t)[0]
         }
-        viewed = _members(store, ContactsAt(projection, t), rule, bounds=False, views=projection)
-        assert viewed.members == expected, t
+        for bounds in (False, True):
+            contacts = ContactsAt(projection, t)
+            viewed = _members(store, contacts, rule, bounds=bounds, views=projection)
+            assert viewed.members == expected, (t, bounds)
         assert len(expected) > 100
