@@ -205,3 +205,41 @@ def test_many_clauses_on_a_property_of_many_values(tmp_path):
             viewed = _members(store, contacts, rule, bounds=bounds, views=projection)
             assert viewed.members == expected, (t, bounds)
         assert len(expected) > 100
+
+
+class CountingQueries(SQLitePopulationQueries):
+    def __init__(self, connection) -> None:
+        super().__init__(connection)
+        self.reads = 0
+
+    def events(self, query):
+        self.reads += 1
+        return super().events(query)
+
+
+def test_clauses_that_read_the_same_events_read_them_once(tmp_path):
+    histories = {
+        f"c{i}": [
+            Event(j, f"p{j}", "purchased", BASE - j * SECOND, BASE, {"amount": (i * 7 + j) % 50})
+            for j in range(1, 6)
+        ]
+        for i in range(30)
+    }
+    store = _store(tmp_path / "log.db", histories)
+    projection = SQLiteProjectionStore(store.path)
+    Projector(store, projection).advance(BASE)
+    rule = parse(
+        "total amount of purchased where amount > 10 within 1 day >= 60"
+        " or average amount of purchased where amount < 40 within 1 day > 30"
+        " or purchased where amount >= 45 at least 2 times within 1 day"
+    )
+    queries = CountingQueries(store.connection)
+    contacts = ContactsAt(projection, BASE)
+    found = SetEvaluator(queries, contacts, store.last_position(), views=projection).members(rule)
+    node = compile_rule(rule)
+    expected = {
+        c for c, evs in histories.items() if evaluate_member(node, Context(History(evs)), BASE)[0]
+    }
+    assert found.members == expected and 0 < len(expected) < 30
+    # The day up to t, and after t (what arrives later): each once for the three clauses.
+    assert queries.reads == 2
