@@ -12,12 +12,22 @@ from __future__ import annotations
 
 import bisect
 import heapq
+import operator
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from engine.history import Event, History
-from engine.values import average, compare, fold, instant_of, is_number, sum_compares, total
+from engine.values import (
+    as_stored,
+    average,
+    compare,
+    fold,
+    instant_of,
+    is_number,
+    sum_compares,
+    total,
+)
 from grammar import ast as a
 
 Next = int | None
@@ -116,6 +126,15 @@ def _window_instants(times: list[int], t: int, window: int | None) -> Iterator[i
 ValueTest = Callable[[Any, int | None], bool]
 
 
+# `=` and the orderings, between numbers as SQLite holds them (engine.values.as_stored).
+RELATIONS: dict[a.CompareOp, Callable[[Any, Any], bool]] = {
+    a.CompareOp.EQ: operator.eq,
+    a.CompareOp.GT: operator.gt,
+    a.CompareOp.GE: operator.ge,
+    a.CompareOp.LT: operator.lt,
+    a.CompareOp.LE: operator.le,
+}
+
 # `contains`, `starts with`, `ends with`, of folded texts (engine.values.fold).
 TEXT_TESTS: dict[a.TextOp, Callable[[str, str], bool]] = {
     a.TextOp.CONTAINS: str.__contains__,
@@ -135,6 +154,14 @@ def compile_value_test(cond: a.Condition) -> ValueTest:
             # compare()'s meaning, the literal folded once rather than at every value.
             folded, equal = fold(lit), op is a.CompareOp.EQ
             return lambda v, t: (isinstance(v, str) and fold(v) == folded) == equal
+        if is_number(lit):
+            # compare()'s meaning for a number, without its dispatch on the literal's kind at
+            # every value (a filter tests every event of a clause's range).
+            stored = as_stored(lit)
+            if op is a.CompareOp.NE:
+                return lambda v, t: not (is_number(v) and as_stored(v) == stored)
+            holds = RELATIONS[op]
+            return lambda v, t: is_number(v) and holds(as_stored(v), stored)
         return lambda v, t: compare(v, op, lit)
     if isinstance(cond, a.Between):
         low, high = cond.low, cond.high

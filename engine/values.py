@@ -123,7 +123,7 @@ def instant_of(value: Any) -> int | None:
     return parse_instant(value) if isinstance(value, str) else None
 
 
-def _as_stored(number: Any) -> Any:
+def as_stored(number: Any) -> Any:
     """A number as SQLite holds it, so that every evaluator compares alike: an integer beyond
     64 bits is a double (the API refuses them; an older log may hold some)."""
     if isinstance(number, int) and not -(2**63) <= number < 2**63:
@@ -139,7 +139,7 @@ def _same_kind(value: Any, literal: Any) -> tuple[Any, Any] | None:
     if isinstance(literal, bool):
         return (value, literal) if isinstance(value, bool) else None
     if is_number(literal):
-        return (_as_stored(value), _as_stored(literal)) if is_number(value) else None
+        return (as_stored(value), as_stored(literal)) if is_number(value) else None
     if isinstance(literal, str):
         return (fold(value), fold(literal)) if isinstance(value, str) else None
     return None
