@@ -17,6 +17,7 @@ from api import cli, problems
 from api.scheduler import DeadlineScheduler
 from api.web import Services, refuse_undecodable_path
 from engine.service import Service
+from eventstore.connections import SYNCHRONOUS
 from eventstore.sqlite import SQLiteEventStore
 from eventstore.sqlite_keys import SQLiteKeyStore
 from eventstore.sqlite_projection import SQLiteProjectionStore
@@ -41,9 +42,6 @@ DEFAULTS: dict[str, Any] = {
     "FORESEE_SECONDS": 0.25,
     "CLOCK": None,
 }
-
-
-DURABILITIES = ("process", "power")
 
 
 class ConfigurationError(NoAppException):
@@ -74,8 +72,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         raise ConfigurationError("SEGMENTS_DB is empty: name the SQLite file")
     path = Path(app.config["SEGMENTS_DB"])
     durability = app.config["DURABILITY"]
-    if durability not in DURABILITIES:
-        raise ConfigurationError(f'SEGMENTS_DURABILITY is "process" or "power", not {durability!r}')
+    if durability not in SYNCHRONOUS:  # the store's own list
+        allowed = " or ".join(f'"{name}"' for name in SYNCHRONOUS)
+        raise ConfigurationError(f"SEGMENTS_DURABILITY is {allowed}, not {durability!r}")
     checkpoint_seconds = app.config["WAL_CHECKPOINT_SECONDS"] if app.config["SCHEDULER"] else None
     auto = checkpoint_seconds is None
     wait = app.config["BUSY_TIMEOUT_MS"]
